@@ -1,0 +1,38 @@
+# Two entry points that work on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup browser run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Debian's Chromium and CJK fonts for the browser tests (Playwright's own download does not work offline).
+browser:
+	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "noto.*cjk" || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk)
+
+run: setup
+	$(BIN)/python manage.py run_embedded
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: setup browser lint
+	SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/python manage.py makemigrations --check --dry-run
+	SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/pytest $(PYTEST_ARGS)
+
+bench: setup
+	DEBUG=1 $(BIN)/python -m bench.engine
+	DEBUG=1 $(BIN)/python -m bench.platform
+
+clean:
+	rm -rf $(VENV) var bench/results

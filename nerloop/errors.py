@@ -1,0 +1,51 @@
+"""Error catalogue and the one DRF exception handler.
+
+Codes: E1xx annotation, E2xx inference, E3xx learner. Published codes are never reworded;
+add new ones instead. Every API error body has the same shape:
+``{"error": {"code": "E201", "message": "...", "detail": ...}}``.
+"""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class Errors:
+    E101 = "invalid spans"
+    E102 = "stale revision: the document was annotated by someone else since you loaded it"
+    E103 = "malformed import file"
+    E104 = "label still used by annotations and cannot be removed"
+    E105 = "queue item is not assigned to you"
+    E201 = "no model is ready to serve this request"
+    E202 = "model bundle failed verification"
+    E203 = "invalid predict request"
+    E204 = "the task broker is unreachable; nothing was enqueued"
+    E301 = "training failed"
+    E302 = "not enough labelled data to train"
+
+
+class CodedAPIException(APIException):
+    """An API error carrying a catalogue code."""
+
+    def __init__(self, code: str, detail=None, status_code: int = status.HTTP_400_BAD_REQUEST):
+        self.code = code
+        self.status_code = status_code
+        super().__init__(detail=detail or getattr(Errors, code), code=code)
+
+
+def api_exception_handler(exc, context):
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    code = getattr(exc, "code", None) or getattr(exc, "default_code", "error")
+    message = getattr(Errors, str(code), None)
+    detail = response.data
+    if isinstance(detail, dict) and set(detail) == {"detail"}:
+        detail = detail["detail"]
+    if message is None:
+        message = detail if isinstance(detail, str) else "request failed"
+    body = {"error": {"code": str(code), "message": str(message), "detail": detail}}
+    return Response(body, status=response.status_code, headers=response.headers)
