@@ -1,0 +1,659 @@
+"""Import and export formats, registered under stable names (a project stores only the name).
+
+Every reader yields ``annotation.spans.Example`` (character offsets, end exclusive) and every
+writer takes them, so nothing outside this module sees CLUENER's inclusive ends or tag schemes.
+Readers take lines and writers produce text chunks, so an upload or an HTTP export streams
+instead of holding a whole project in memory. Problems raise ``FormatError`` naming the file,
+the 1-based line and what is wrong, because an importer's user has to find and fix the line.
+
+Django-free: learner and bench code read the benchmark datasets with it too.
+
+Decisions worth knowing:
+
+- ``conll`` writes one character per line and escapes characters that a line-based reader would
+  lose or misread (whitespace such as a space, tab, newline or U+3000, control characters, a
+  BOM) as ``\\uXXXX`` (``\\UXXXXXXXX`` beyond the BMP). A first column of one character is
+  always literal; a longer one must be such an escape. So ``\\u0020 O`` is a space tagged O,
+  while ``  O`` is refused as ambiguous. A tab-separated line may also carry a literal space.
+- ``conll`` reads tags strictly by default (an ``I-`` with no open entity is an error); with
+  ``strict=False`` ill-formed sequences are repaired the way a decoder does. The scheme is
+  detected from the first sentence that has an entity (on a well-formed file that is the same
+  as looking at the whole file, and it keeps an upload streaming).
+- ``cluener`` files may nest one entity inside another (CLUENER2020 train has a company inside a
+  book title). Spans here are flat, so the outer span is kept and each inner one is set aside in
+  ``meta["nested_spans"]`` as ``[start, end_exclusive, label]``; the CLUENER writer puts them
+  back. Crossing (partly overlapping) spans, or one extent under two types, are still an
+  error; a position listed twice for the same mention counts once.
+- Writers refuse examples whose spans break ``validate_spans``. ``meta`` keys that clash with a
+  format's own fields (``text``, ``label``, ``entities``) are not written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .spans import Example, Span, SpanError, validate_spans
+from .tags import SCHEMES, TagError, detect_scheme, spans_to_tags, tags_to_spans
+
+NESTED_KEY = "nested_spans"
+
+NumberedLines = Iterable[tuple[int, str]]
+
+
+class FormatError(ValueError):
+    """A file (or an example being written) that a format cannot take; says where and why."""
+
+    def __init__(self, source: str | None, line: int | None, message: str):
+        self.source = source
+        self.line = line
+        self.message = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        if self.source and self.line is not None:
+            return f"{self.source} line {self.line}: {self.message}"
+        if self.source:
+            return f"{self.source}: {self.message}"
+        return self.message
+
+    def __str__(self) -> str:
+        return self._render()
+
+
+class Format:
+    """One file format. ``example`` is a small file in it, read by the tests as a fixture."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    extensions: ClassVar[tuple[str, ...]]
+    example: ClassVar[str]
+
+    def read(
+        self, lines: NumberedLines, source: str, scheme: str | None, strict: bool
+    ) -> Iterator[Example]:
+        raise NotImplementedError
+
+    def write(self, examples: Iterable[Example], scheme: str | None) -> Iterator[str]:
+        raise NotImplementedError
+
+
+# --- shared helpers ----------------------------------------------------------------------------
+
+
+def _numbered(lines: Iterable[str], source: str) -> Iterator[tuple[int, str]]:
+    """Number lines from 1, whatever the caller's newline handling: a chunk may end in "\\n",
+    "\\r\\n" or nothing, and a chunk holding several lines is split (on "\\n" only, so a
+    U+2028 inside a JSON string stays put). A leading BOM is dropped."""
+    number = 0
+    iterator = iter(lines)
+    while True:
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as exc:
+            raise FormatError(source, number + 1, f"not UTF-8 text ({exc.reason})") from None
+        if not isinstance(chunk, str):
+            raise FormatError(
+                source, number + 1, f"expected text lines, got {type(chunk).__name__}"
+            )
+        pieces = chunk.split("\n")
+        if len(pieces) > 1 and not pieces[-1]:
+            pieces.pop()
+        for piece in pieces:
+            number += 1
+            if piece.endswith("\r"):
+                piece = piece[:-1]
+            if number == 1 and piece.startswith("\ufeff"):
+                piece = piece[1:]
+            yield number, piece
+
+
+def _json_record(line: str, source: str, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise FormatError(source, number, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise FormatError(source, number, f"expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _text_of(record: dict[str, Any], source: str, number: int, where: str = "text") -> str:
+    if where not in record:
+        raise FormatError(source, number, f"record has no {where!r}")
+    text = record[where]
+    if not isinstance(text, str):
+        raise FormatError(source, number, f"{where!r} must be a string, got {type(text).__name__}")
+    return text
+
+
+def _validated(text: str, spans: Iterable, source: str, number: int) -> list[Span]:
+    try:
+        return validate_spans(text, spans)
+    except SpanError as exc:
+        raise FormatError(source, number, str(exc)) from None
+
+
+def _checked_example(example: Example, index: int) -> list[Span]:
+    """Writers refuse what no reader could take back, naming the example (1-based)."""
+    if not isinstance(example.text, str):
+        raise FormatError(f"example {index}", None, "text must be a string")
+    try:
+        return validate_spans(example.text, example.spans)
+    except SpanError as exc:
+        raise FormatError(f"example {index}", None, str(exc)) from None
+
+
+def _dumps(record: Any) -> str:
+    return json.dumps(record, ensure_ascii=False)
+
+
+def _is_offset(value: Any) -> bool:
+    return type(value) is int
+
+
+# --- CLUENER -----------------------------------------------------------------------------------
+
+
+class Cluener(Format):
+    name = "cluener"
+    description = 'CLUENER JSON lines: {"text", "label": {type: {mention: [[start, end_incl]]}}}'
+    extensions = (".json", ".jsonl")
+    example = (
+        '{"text": "浙商银行企业信贷部叶老桂博士", "label": {"company": {"浙商银行": [[0, 3]]}, '
+        '"name": {"叶老桂": [[9, 11]]}}}\n'
+        '{"id": 0, "text": "尼日利亚海军发言人"}\n'
+    )
+
+    def read(self, lines, source, scheme, strict):
+        for number, line in lines:
+            if not line.strip():
+                continue
+            record = _json_record(line, source, number)
+            text = _text_of(record, source, number)
+            meta = {k: v for k, v in record.items() if k not in ("text", "label")}
+            label = record.get("label")
+            if label is None:
+                yield Example(text, [], meta)
+                continue
+            raw = self._spans(text, label, source, number)
+            spans, nested = self._flatten(raw, source, number)
+            if nested:
+                meta[NESTED_KEY] = [list(span) for span in nested]
+            yield Example(text, _validated(text, spans, source, number), meta)
+
+    @staticmethod
+    def _spans(text: str, label: Any, source: str, number: int) -> set[Span]:
+        shape = "'label' must be {type: {mention: [[start, end], ...]}}"
+        if not isinstance(label, dict):
+            raise FormatError(source, number, shape)
+        spans: set[Span] = set()
+        for kind, mentions in label.items():
+            if not isinstance(mentions, dict) or not kind:
+                raise FormatError(source, number, shape)
+            for mention, positions in mentions.items():
+                if not isinstance(positions, list):
+                    raise FormatError(source, number, shape)
+                for position in positions:
+                    if (
+                        not isinstance(position, list)
+                        or len(position) != 2
+                        or not all(_is_offset(v) for v in position)
+                    ):
+                        raise FormatError(
+                            source, number, f"mention {mention!r}: {position!r} is not [start, end]"
+                        )
+                    start, last = position
+                    if start < 0 or last < start:
+                        raise FormatError(
+                            source, number, f"mention {mention!r} has bad offsets [{start}, {last}]"
+                        )
+                    if last >= len(text):
+                        raise FormatError(
+                            source,
+                            number,
+                            f"mention {mention!r} at [{start}, {last}] runs past the end of the "
+                            f"text ({len(text)} characters)",
+                        )
+                    found = text[start : last + 1]
+                    if found != mention:
+                        raise FormatError(
+                            source,
+                            number,
+                            f"mention {mention!r} does not match text[{start}:{last + 1}] {found!r}",
+                        )
+                    spans.add(Span(start, last + 1, kind))
+        return spans
+
+    @staticmethod
+    def _flatten(spans: set[Span], source: str, number: int) -> tuple[list[Span], list[Span]]:
+        """Keep outer spans, set strictly nested ones aside; crossing spans are an error."""
+        kept: list[Span] = []
+        nested: list[Span] = []
+        for span in sorted(spans, key=lambda s: (s.start, -s.end, s.label)):
+            if kept and span.start < kept[-1].end:
+                outer = kept[-1]
+                if span.end <= outer.end and (span.start, span.end) != (outer.start, outer.end):
+                    nested.append(span)
+                    continue
+                raise FormatError(
+                    source, number, f"spans {tuple(outer)!r} and {tuple(span)!r} overlap"
+                )
+            kept.append(span)
+        nested.sort()
+        return kept, nested
+
+    def write(self, examples, scheme):
+        for index, example in enumerate(examples, 1):
+            spans = _checked_example(example, index)
+            extra = [Span(*item) for item in example.meta.get(NESTED_KEY, ())]
+            label: dict[str, dict[str, list[list[int]]]] = {}
+            for start, end, kind in sorted(spans + extra):
+                mention = example.text[start:end]
+                label.setdefault(kind, {}).setdefault(mention, []).append([start, end - 1])
+            record = {
+                k: v for k, v in example.meta.items() if k not in ("text", "label", NESTED_KEY)
+            }
+            record["text"] = example.text
+            record["label"] = label
+            yield _dumps(record) + "\n"
+
+
+# --- JSON lines with explicit entities ---------------------------------------------------------
+
+
+class Jsonl(Format):
+    name = "jsonl"
+    description = 'JSON lines: {"text", "entities": [{"start", "end", "label"}]}, end exclusive'
+    extensions = (".jsonl", ".json")
+    example = (
+        '{"text": "张三在北京", "entities": [{"start": 0, "end": 2, "label": "PER"}, '
+        '{"start": 3, "end": 5, "label": "LOC"}], "source": "demo"}\n'
+        '{"text": "今天天气很好。"}\n'
+    )
+
+    def read(self, lines, source, scheme, strict):
+        for number, line in lines:
+            if not line.strip():
+                continue
+            record = _json_record(line, source, number)
+            text = _text_of(record, source, number)
+            entities = record.get("entities", [])
+            if not isinstance(entities, list):
+                raise FormatError(source, number, "'entities' must be a list")
+            spans = []
+            for entity in entities:
+                if not isinstance(entity, dict) or not {"start", "end", "label"} <= entity.keys():
+                    raise FormatError(
+                        source, number, f"entity {entity!r} needs 'start', 'end' and 'label'"
+                    )
+                spans.append((entity["start"], entity["end"], entity["label"]))
+            meta = {k: v for k, v in record.items() if k not in ("text", "entities")}
+            yield Example(text, _validated(text, spans, source, number), meta)
+
+    def write(self, examples, scheme):
+        for index, example in enumerate(examples, 1):
+            spans = _checked_example(example, index)
+            record: dict[str, Any] = {
+                "text": example.text,
+                "entities": [{"start": s, "end": e, "label": label} for s, e, label in spans],
+            }
+            for key, value in example.meta.items():
+                record.setdefault(key, value)
+            yield _dumps(record) + "\n"
+
+
+# --- character CoNLL ---------------------------------------------------------------------------
+
+_ESCAPE = re.compile(r"\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}")
+
+
+def _escape(char: str) -> str:
+    if char.isspace() or char == "\ufeff" or unicodedata.category(char) in ("Cc", "Cs"):
+        code = ord(char)
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return char
+
+
+class Conll(Format):
+    name = "conll"
+    description = "character CoNLL: one 'char tag' per line, blank line between sentences"
+    extensions = (".conll", ".bio", ".bmes", ".bioes", ".txt")
+    example = "张 B-PER\n三 I-PER\n在 O\n北 B-LOC\n京 I-LOC\n\n好\tO\n"
+
+    def read(self, lines, source, scheme, strict):
+        chars: list[str] = []
+        tags: list[str] = []
+        numbers: list[int] = []
+        decided = scheme
+        for number, line in lines:
+            if not line.strip(" \t"):
+                if chars:
+                    example, decided = self._sentence(chars, tags, numbers, decided, source, strict)
+                    yield example
+                    chars, tags, numbers = [], [], []
+                continue
+            if line.startswith("-DOCSTART-"):
+                continue
+            char, tag = self._fields(line, source, number)
+            chars.append(char)
+            tags.append(tag)
+            numbers.append(number)
+        if chars:
+            example, decided = self._sentence(chars, tags, numbers, decided, source, strict)
+            yield example
+
+    @staticmethod
+    def _fields(line: str, source: str, number: int) -> tuple[str, str]:
+        if "\t" in line:
+            fields = line.split("\t")
+            while fields and not fields[-1].strip():
+                fields.pop()
+        else:
+            fields = [field for field in line.split(" ") if field]
+        if len(fields) < 2:
+            raise FormatError(
+                source,
+                number,
+                f"expected '<character> <tag>', got {line!r} "
+                "(a whitespace character is written \\u0020, \\u3000, ...)",
+            )
+        char, tag = fields[0], fields[-1].strip()
+        if len(char) != 1:
+            char = char.strip(" ")
+        if len(char) != 1:
+            if not _ESCAPE.fullmatch(char):
+                raise FormatError(
+                    source, number, f"expected one character in the first column, got {char!r}"
+                )
+            char = chr(int(char[2:], 16))
+        return char, tag
+
+    @staticmethod
+    def _sentence(
+        chars: list[str],
+        tags: list[str],
+        numbers: list[int],
+        scheme: str | None,
+        source: str,
+        strict: bool,
+    ) -> tuple[Example, str | None]:
+        text = "".join(chars)
+        if scheme is None:
+            if all(tag == "O" for tag in tags):
+                return Example(text, [], {}), None
+            scheme = detect_scheme(tags)
+        try:
+            spans = tags_to_spans(tags, scheme, strict=strict)
+        except TagError as exc:
+            line = numbers[min(max(exc.index, 0), len(numbers) - 1)]
+            raise FormatError(source, line, f"{exc} ({scheme.upper()} tags)") from None
+        return Example(text, spans, {}), scheme
+
+    def write(self, examples, scheme):
+        scheme = scheme or "bio"
+        for index, example in enumerate(examples, 1):
+            spans = _checked_example(example, index)
+            if not example.text:
+                raise FormatError(f"example {index}", None, "CoNLL cannot hold an empty text")
+            tags = spans_to_tags(len(example.text), spans, scheme)
+            body = "".join(f"{_escape(c)} {t}\n" for c, t in zip(example.text, tags, strict=True))
+            yield body + "\n"
+
+
+# --- Label Studio ------------------------------------------------------------------------------
+
+
+class LabelStudio(Format):
+    name = "label_studio"
+    description = "Label Studio JSON export: a list of tasks with data.text and annotations"
+    extensions = (".json",)
+    example = (
+        '[{"data": {"text": "张三在北京"}, "annotations": [{"result": [{"value": {"start": 0, '
+        '"end": 2, "text": "张三", "labels": ["PER"]}, "from_name": "label", "to_name": "text", '
+        '"type": "labels"}]}]}]\n'
+    )
+
+    def read(self, lines, source, scheme, strict):
+        # A JSON array has no line structure to stream on; hold the text, not the objects.
+        buffer = "\n".join(line for _, line in lines)
+        decoder = json.JSONDecoder()
+        pos = self._skip(buffer, 0)
+        if pos == len(buffer):
+            return
+        in_array = buffer[pos] == "["
+        if in_array:
+            pos = self._skip(buffer, pos + 1)
+        line, counted = 1, 0
+        while pos < len(buffer):
+            if in_array and buffer[pos] == "]":
+                pos = self._skip(buffer, pos + 1)
+                if pos < len(buffer):
+                    line += buffer.count("\n", counted, pos)
+                    raise FormatError(source, line, "unexpected content after the task list")
+                return
+            line += buffer.count("\n", counted, pos)
+            counted = pos
+            try:
+                task, pos = decoder.raw_decode(buffer, pos)
+            except json.JSONDecodeError as exc:
+                raise FormatError(
+                    source, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"
+                ) from None
+            yield self._example(task, source, line)
+            pos = self._skip(buffer, pos)
+            if in_array and pos < len(buffer) and buffer[pos] == ",":
+                pos = self._skip(buffer, pos + 1)
+            elif in_array and pos < len(buffer) and buffer[pos] != "]":
+                at = line + buffer.count("\n", counted, pos)
+                raise FormatError(source, at, "invalid JSON: expected ',' or ']' between tasks")
+        if in_array:
+            raise FormatError(source, line, "invalid JSON: the task list is never closed")
+
+    @staticmethod
+    def _skip(buffer: str, pos: int) -> int:
+        while pos < len(buffer) and buffer[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    @staticmethod
+    def _example(task: Any, source: str, line: int) -> Example:
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise FormatError(source, line, "a task must be an object with a 'data' object")
+        data = task["data"]
+        text = _text_of(data, source, line)
+        meta = {k: v for k, v in data.items() if k != "text"}
+        annotations = task.get("annotations", task.get("completions")) or []
+        if not isinstance(annotations, list):
+            raise FormatError(source, line, "'annotations' must be a list")
+        chosen = next(
+            (a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")), None
+        )
+        spans = []
+        for region in (chosen or {}).get("result") or []:
+            value = region.get("value") if isinstance(region, dict) else None
+            if not isinstance(value, dict) or "labels" not in value:
+                continue  # choices, relations, ratings: not entity spans
+            start, end, labels = value.get("start"), value.get("end"), value["labels"]
+            if not isinstance(labels, list):
+                raise FormatError(source, line, f"region {value!r}: 'labels' must be a list")
+            if (
+                "text" in value
+                and _is_offset(start)
+                and _is_offset(end)
+                and 0 <= start < end <= len(text)
+                and text[start:end] != value["text"]
+            ):
+                raise FormatError(
+                    source,
+                    line,
+                    f"region text {value['text']!r} does not match text[{start}:{end}] "
+                    f"{text[start:end]!r}",
+                )
+            spans.extend((start, end, label) for label in labels)
+        return Example(text, _validated(text, spans, source, line), meta)
+
+    def write(self, examples, scheme):
+        yield "["
+        for index, example in enumerate(examples, 1):
+            spans = _checked_example(example, index)
+            data = {k: v for k, v in example.meta.items() if k != "text"}
+            data["text"] = example.text
+            result = [
+                {
+                    "value": {
+                        "start": start,
+                        "end": end,
+                        "text": example.text[start:end],
+                        "labels": [label],
+                    },
+                    "from_name": "label",
+                    "to_name": "text",
+                    "type": "labels",
+                }
+                for start, end, label in spans
+            ]
+            task = {"data": data, "annotations": [{"result": result}]}
+            yield ("\n" if index == 1 else ",\n") + _dumps(task)
+        yield "\n]\n"
+
+
+# --- registry and entry points -----------------------------------------------------------------
+
+FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (Cluener(), Conll(), Jsonl(), LabelStudio())}
+
+_CONLL_SUFFIXES = Conll.extensions
+_JSON_SUFFIXES = (".json", ".jsonl")
+
+
+def get_format(name: str | Format) -> Format:
+    if isinstance(name, Format):
+        return name
+    try:
+        return FORMATS[name]
+    except (KeyError, TypeError):
+        known = ", ".join(sorted(FORMATS))
+        raise FormatError(None, None, f"unknown format {name!r}; known formats: {known}") from None
+
+
+def _scheme(scheme: str | None, source: str | None) -> str | None:
+    if scheme is None:
+        return None
+    lowered = scheme.lower() if isinstance(scheme, str) else scheme
+    if lowered not in SCHEMES:
+        raise FormatError(
+            source, None, f"unknown tag scheme {scheme!r}; expected one of {', '.join(SCHEMES)}"
+        )
+    return lowered
+
+
+def guess_format(filename: str, first_line: str) -> str:
+    """The format name for a file, from its extension and (for JSON) its first record."""
+    suffix = Path(filename).suffix.lower()
+    if suffix in _CONLL_SUFFIXES:
+        return "conll"
+    if suffix not in _JSON_SUFFIXES:
+        known = ", ".join(sorted(FORMATS))
+        raise FormatError(
+            Path(filename).name,
+            None,
+            f"cannot tell the format from the extension {suffix or '(none)'!r}; "
+            f"name one of: {known}",
+        )
+    head = first_line.lstrip("\ufeff \t\r\n")
+    if head.startswith("[") or head.rstrip() == "{":
+        return "label_studio"
+    try:
+        record = json.loads(head)
+    except json.JSONDecodeError:
+        return "jsonl"  # its reader reports the broken line
+    if isinstance(record, dict):
+        if "data" in record:
+            return "label_studio"
+        if isinstance(record.get("label"), dict):
+            return "cluener"
+    return "jsonl"
+
+
+def iter_examples(
+    fmt: str | Format,
+    lines: Iterable[str],
+    source: str,
+    scheme: str | None = None,
+    *,
+    strict: bool = True,
+) -> Iterator[Example]:
+    """Examples from ``lines`` (with or without their newlines), as they are read.
+
+    ``scheme`` forces a CoNLL tag scheme (detected when None); ``strict=False`` repairs
+    ill-formed tag sequences instead of raising. Format and scheme are checked at once; file
+    problems raise FormatError while iterating.
+    """
+    reader = get_format(fmt)
+    checked = _scheme(scheme, source)
+    return reader.read(_numbered(lines, source), source, checked, strict)
+
+
+def iter_lines(
+    fmt: str | Format, examples: Iterable[Example], scheme: str | None = None
+) -> Iterator[str]:
+    """Text chunks of the file for ``examples``, produced one example at a time."""
+    writer = get_format(fmt)
+    return writer.write(examples, _scheme(scheme, None))
+
+
+def _first_line(path: Path) -> str:
+    with path.open(encoding="utf-8", errors="replace", newline="\n") as handle:
+        for line in handle:
+            if line.strip("\ufeff \t\r\n"):
+                return line
+    return ""
+
+
+def _file_lines(path: Path) -> list[str]:
+    """The file's lines without newlines; a bad byte is reported on its own line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FormatError(path.name, line, f"not UTF-8 text ({exc.reason})") from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def read_file(
+    path: str | Path,
+    fmt: str | Format | None = None,
+    scheme: str | None = None,
+    *,
+    strict: bool = True,
+) -> list[Example]:
+    path = Path(path)
+    if fmt is None:
+        fmt = guess_format(path.name, _first_line(path))
+    return list(iter_examples(fmt, _file_lines(path), path.name, scheme, strict=strict))
+
+
+def write_file(
+    path: str | Path, examples: Iterable[Example], fmt: str | Format, scheme: str | None = None
+) -> None:
+    """Write through a ``.part`` file, so a refused example never leaves half a file behind."""
+    path = Path(path)
+    chunks = iter_lines(fmt, examples, scheme)
+    partial = path.with_name(path.name + ".part")
+    try:
+        with partial.open("w", encoding="utf-8", newline="\n") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
