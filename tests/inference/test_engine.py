@@ -1,0 +1,176 @@
+"""The ONNX engine on a tiny real graph: offsets, blank texts, long texts, batching."""
+
+import numpy as np
+import pytest
+from django.test import override_settings
+
+from inference.bundle import BundleError
+from inference.engine import UNCERTAINTY_KEYS, ModelBundle, ModelNotReady
+from inference.windows import split_windows
+
+from .tiny_bundle import EMBED_DIM, build_tiny_bundle
+
+
+@pytest.fixture
+def engine(tiny_bundle):
+    return ModelBundle(tiny_bundle, int8=False, threads=1).load()
+
+
+def _spans(prediction):
+    return [(e.start, e.end, e.label, e.text) for e in prediction.entities]
+
+
+def test_engine_loads_and_describes_the_bundle(engine):
+    assert engine.ready
+    assert engine.version == "tiny-1"
+    assert engine.labels[0] == "O" and len(engine.labels) == 9
+    assert engine.entity_types == ["LOC", "PER"]
+    assert engine.model_file == "model.onnx"
+    assert engine.embedding_dim == EMBED_DIM
+
+
+def test_engine_refuses_a_tampered_bundle_before_loading(tiny_bundle):
+    with open(tiny_bundle / "model.onnx", "ab") as handle:
+        handle.write(b"\0")
+    model = ModelBundle(tiny_bundle, int8=False)
+    with pytest.raises(BundleError, match="model.onnx"):
+        model.load()
+    assert not model.ready
+    with pytest.raises(ModelNotReady):
+        model.predict(["张三"])
+
+
+def test_engine_finds_entities_with_their_text(engine):
+    [result] = engine.predict(["张三在北京。"])
+    assert _spans(result) == [(0, 2, "PER", "张三"), (3, 5, "LOC", "北京")]
+    assert result.tokens == 6 and result.model_version == "tiny-1"
+    assert all(0.0 < e.score <= 1.0 for e in result.entities)
+    assert set(result.uncertainty) == set(UNCERTAINTY_KEYS)
+    assert 0.0 <= result.uncertainty["least_confidence"] <= 1.0
+    assert result.uncertainty["mnlp"] <= 0.0
+    assert result.uncertainty["max_entropy"] >= result.uncertainty["mean_entropy"] > 0.0
+    assert result.embedding.dtype == np.float32 and result.embedding.shape == (EMBED_DIM,)
+    assert result.token_entropy.shape == (6,)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("😀张小三去了杭州🎉", [(1, 4, "PER", "张小三"), (6, 8, "LOC", "杭州")]),
+        ("𠀀李和张三", [(1, 2, "PER", "李"), (3, 5, "PER", "张三")]),
+        ("🎉🎉北京 我们", [(2, 4, "LOC", "北京")]),
+        ("ab 1 李", [(5, 6, "PER", "李")]),
+    ],
+)
+def test_engine_offsets_count_code_points(engine, text, expected):
+    [result] = engine.predict([text])
+    assert _spans(result) == expected
+    assert result.tokens == len(text)
+    assert result.token_entropy.shape == (len(text),)
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t  ", "\u3000"])
+def test_engine_blank_text_returns_nothing_without_onnx(engine, text):
+    batches = engine.stats["batches"]
+    [result] = engine.predict([text])
+    assert engine.stats["batches"] == batches
+    assert result.entities == []
+    assert result.tokens == len(text)
+    assert not result.embedding.any() and result.embedding.shape == (EMBED_DIM,)
+    assert result.uncertainty == dict.fromkeys(UNCERTAINTY_KEYS, 0.0)
+
+
+def test_engine_long_text_is_windowed_with_offsets_right(tmp_path):
+    folder = build_tiny_bundle(tmp_path / "short", max_len=16, overlap=4)
+    engine = ModelBundle(folder, int8=False, threads=1).load()
+    filler = "我们今天很开心这里一个人"
+    parts, gold, cursor = [], [], 0
+    for index in range(14):
+        name, label = [("张三", "PER"), ("北京", "LOC"), ("张小三", "PER")][index % 3]
+        gap = filler[: 3 + (index * 5) % 9]
+        parts += [gap, name]
+        cursor += len(gap)
+        gold.append((cursor, cursor + len(name), label, name))
+        cursor += len(name)
+    text = "".join(parts)
+    windows = split_windows(text, 16, 4)
+    assert len(windows) > 4
+    straddling = [g for g in gold if any(w.start < g[0] < w.end < g[1] for w in windows)]
+    assert straddling, "the text must put entities across window cuts"
+    [result] = engine.predict([text])
+    assert _spans(result) == gold
+    assert result.tokens == len(text) and result.token_entropy.shape == (len(text),)
+    assert result.embedding.shape == (EMBED_DIM,)
+    assert 0.0 < result.uncertainty["least_confidence"] <= 1.0
+
+
+def test_engine_batching_equals_one_by_one(tmp_path):
+    folder = build_tiny_bundle(tmp_path / "b", max_len=20, overlap=5)
+    texts = [
+        "张三在北京。",
+        "",
+        "李",
+        "😀张小三去了杭州🎉",
+        "我们今天很开心" * 6 + "张三住在北京",
+        "   ",
+        "这里一个人和李",
+        "𠀀北京",
+        "杭州",
+    ]
+    batched = ModelBundle(folder, int8=False, threads=1, batch_size=3).load().predict(texts)
+    single = ModelBundle(folder, int8=False, threads=1, batch_size=1).load()
+    for text, together in zip(texts, batched, strict=True):
+        [alone] = single.predict([text])
+        assert _spans(together) == _spans(alone)
+        assert [e.score for e in together.entities] == pytest.approx(
+            [e.score for e in alone.entities], rel=1e-6
+        )
+        assert together.uncertainty == pytest.approx(alone.uncertainty, rel=1e-6, abs=1e-9)
+        np.testing.assert_allclose(together.embedding, alone.embedding, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(together.token_entropy, alone.token_entropy, atol=1e-6)
+
+
+def test_engine_serves_the_int8_twin_when_asked(tmp_path):
+    folder = build_tiny_bundle(tmp_path / "q", int8=True)
+    int8 = ModelBundle(folder, int8=True, threads=1).load()
+    fp32 = ModelBundle(folder, int8=False, threads=1).load()
+    assert int8.model_file == "model.int8.onnx" and fp32.model_file == "model.onnx"
+    text = "张三在北京，李去了杭州。"
+    assert _spans(int8.predict([text])[0]) == _spans(fp32.predict([text])[0])
+
+
+def test_engine_falls_back_to_fp32_without_int8_twin(tiny_bundle):
+    assert ModelBundle(tiny_bundle, int8=True).load().model_file == "model.onnx"
+
+
+def test_engine_defaults_come_from_settings(tiny_bundle):
+    with override_settings(SERVE_INT8=False, ORT_THREADS=1):
+        model = ModelBundle(tiny_bundle)
+    assert model.int8 is False and model.threads == 1
+
+
+def test_engine_rejects_non_text_input(engine):
+    with pytest.raises(TypeError):
+        engine.predict(["张三", 3])
+
+
+def test_engine_unload_stops_serving(engine):
+    engine.unload()
+    assert not engine.ready
+    with pytest.raises(ModelNotReady):
+        engine.predict(["张三"])
+
+
+def test_engine_refuses_labels_that_do_not_fit_the_graph(tiny_bundle):
+    import json
+
+    from inference import bundle
+
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    (tiny_bundle / "labels.json").write_text(json.dumps(labels))
+    zeros = [[0.0] * 5 for _ in range(5)]
+    crf = {"transitions": zeros, "start": [0.0] * 5, "end": [0.0] * 5}
+    (tiny_bundle / "crf.json").write_text(json.dumps(crf))
+    bundle.write_manifest(tiny_bundle)
+    with pytest.raises(BundleError, match="emits 9 tags"):
+        ModelBundle(tiny_bundle, int8=False).load()
