@@ -1,0 +1,22 @@
+"""Chinese by default for the pages, whatever language the browser advertises.
+
+Django's LocaleMiddleware picks the language from the browser's Accept-Language header,
+so an English-configured browser would never see the default Chinese UI. Pages use the
+language the user chose with the switch (the language cookie) or LANGUAGE_CODE; the REST
+API under /api/ keeps Django's usual negotiation, so API clients are unaffected.
+"""
+
+from django.conf import settings
+from django.middleware.locale import LocaleMiddleware
+from django.utils import translation
+
+
+class PageLanguageMiddleware(LocaleMiddleware):
+    def process_request(self, request):
+        if request.path_info.startswith("/api/"):
+            return super().process_request(request)
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        supported = {code for code, _ in settings.LANGUAGES}
+        language = chosen if chosen in supported else settings.LANGUAGE_CODE
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()

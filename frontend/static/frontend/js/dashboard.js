@@ -1,0 +1,488 @@
+/* Dashboard: F1 per model version against labelled characters (hand-written SVG), pool and
+ * queue sizes, annotations per annotator per day, model versions and training runs.
+ *
+ * The page polls the API every few seconds and redraws only what changed, so a retrain that
+ * finishes while the page is open shows up as a new point without a reload.
+ */
+(function () {
+  "use strict";
+  const N = window.Nerloop;
+  const gettext = N.gettext;
+  const interpolate = N.interpolate;
+  const projectId = N.projectId();
+  const $ = (id) => document.getElementById(id);
+  const SVG = "http://www.w3.org/2000/svg";
+  const POLL_MS = 3000;
+
+  const endpoints = {
+    project: () => `projects/${projectId}`,
+    progress: () => `projects/${projectId}/progress`,
+    metrics: () => `projects/${projectId}/metrics`,
+    activate: (id) => `projects/${projectId}/versions/${id}/activate`,
+    runs: () => `projects/${projectId}/runs`,
+    run: (id) => `projects/${projectId}/runs/${id}`,
+    train: () => `projects/${projectId}/train`,
+    activity: () => `projects/${projectId}/activity`,
+  };
+
+  const state = {
+    project: null,
+    isAdmin: false,
+    colours: {},
+    hidden: new Set(),
+    last: {},
+    timer: null,
+  };
+
+  function say(message, kind) {
+    const line = $("dash-status");
+    line.textContent = message;
+    line.className = "status-line" + (kind ? " " + kind : "");
+  }
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (key === "class") node.className = value;
+      else node.setAttribute(key, value);
+    }
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+
+  const fmt = (x, digits = 3) => (typeof x === "number" && isFinite(x) ? x.toFixed(digits) : "–");
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+  function chars(n) {
+    if (typeof n !== "number") return "–";
+    if (n >= 1e6) return (n / 1e6).toFixed(n >= 1e7 ? 0 : 1) + "M";
+    if (n >= 1e3) return (n / 1e3).toFixed(n >= 1e4 ? 0 : 1) + "k";
+    return String(n);
+  }
+  function seconds(s) {
+    if (typeof s !== "number") return "–";
+    return s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
+  }
+
+  // ---- data shapes ------------------------------------------------------------------------
+
+  /** One point per model version: {id, version, status, chars, sentences, f1, per_type}. */
+  function pointsFrom(metrics) {
+    return (metrics.versions || []).map((row) => {
+      const labelled = row.labels || {};
+      return {
+        id: row.id,
+        version: row.version,
+        status: row.status,
+        chars: labelled.characters ?? 0,
+        sentences: labelled.sentences ?? 0,
+        f1: row.f1,
+        precision: row.precision,
+        recall: row.recall,
+        per_type: row.per_type || {},
+        created: row.created,
+        gate_reason: row.gate_reason || "",
+        timings: row.timings || {},
+      };
+    });
+  }
+
+  // ---- chart ----------------------------------------------------------------------------------
+
+  function niceStep(span, count) {
+    const raw = span / Math.max(1, count);
+    const power = Math.pow(10, Math.floor(Math.log10(raw || 1)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * power >= raw) return m * power;
+    return 10 * power;
+  }
+
+  function drawChart(points) {
+    const chart = $("f1-chart");
+    const title = chart.querySelector("title");
+    chart.replaceChildren(title);
+    const usable = points.filter((p) => typeof p.f1 === "number");
+    $("chart-empty").hidden = usable.length > 0;
+    chart.style.display = usable.length ? "" : "none";
+    if (!usable.length) {
+      $("chart-legend").replaceChildren();
+      return;
+    }
+    const W = 900;
+    const H = 340;
+    const M = { left: 52, right: 24, top: 22, bottom: 44 };
+    const sorted = [...usable].sort((a, b) => a.chars - b.chars || a.id - b.id);
+    const maxX = Math.max(...sorted.map((p) => p.chars), 1);
+    const xStep = niceStep(maxX, 6);
+    const xMax = Math.ceil((maxX * 1.04) / xStep) * xStep;
+    const schema = ((state.project && state.project.labels) || []).map((l) => l.name);
+    const seen = new Set(sorted.flatMap((p) => Object.keys(p.per_type)));
+    const labels = [...schema.filter((l) => seen.has(l)), ...[...seen].filter((l) => !schema.includes(l))];
+    const values = sorted.flatMap((p) => [p.f1, ...labels.map((l) => (p.per_type[l] || {}).f1)]);
+    const finite = values.filter((v) => typeof v === "number");
+    const yMin = Math.max(0, Math.floor((Math.min(...finite) - 0.05) * 10) / 10);
+    const x = (v) => M.left + (v / xMax) * (W - M.left - M.right);
+    const y = (v) => H - M.bottom - ((v - yMin) / (1 - yMin)) * (H - M.top - M.bottom);
+
+    for (let v = 0; v <= xMax + 1e-9; v += xStep) {
+      chart.append(svg("line", { class: "grid-line", x1: x(v), x2: x(v), y1: M.top, y2: H - M.bottom }));
+      chart.append(svg("text", { x: x(v), y: H - M.bottom + 16, "text-anchor": "middle" }, chars(v)));
+    }
+    const yStep = (1 - yMin) > 0.5 ? 0.2 : 0.1;
+    for (let v = yMin; v <= 1 + 1e-9; v += yStep) {
+      chart.append(svg("line", { class: "grid-line", x1: M.left, x2: W - M.right, y1: y(v), y2: y(v) }));
+      chart.append(svg("text", { x: M.left - 8, y: y(v) + 4, "text-anchor": "end" }, v.toFixed(1)));
+    }
+    chart.append(svg("line", { class: "axis", x1: M.left, x2: W - M.right, y1: H - M.bottom, y2: H - M.bottom }));
+    chart.append(svg("line", { class: "axis", x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom }));
+    chart.append(
+      svg("text", { x: (M.left + W - M.right) / 2, y: H - 8, "text-anchor": "middle" },
+        gettext("labelled characters")),
+    );
+    chart.append(svg("text", { x: 14, y: M.top - 6 }, "F1"));
+
+    const series = [{ key: "__overall", name: gettext("overall"), colour: "#f8fafc", get: (p) => p.f1 }];
+    for (const label of labels) {
+      series.push({
+        key: label,
+        name: label,
+        colour: state.colours[label] || "#94a3b8",
+        get: (p) => (p.per_type[label] || {}).f1,
+      });
+    }
+    for (const s of series) {
+      if (state.hidden.has(s.key)) continue;
+      const pts = sorted.filter((p) => typeof s.get(p) === "number");
+      const group = svg("g", { "data-series": s.key });
+      if (pts.length > 1) {
+        group.append(
+          svg("polyline", {
+            class: "series",
+            stroke: s.colour,
+            "stroke-dasharray": s.key === "__overall" ? "" : "5 4",
+            points: pts.map((p) => `${x(p.chars)},${y(s.get(p))}`).join(" "),
+          }),
+        );
+      }
+      for (const p of pts) {
+        const dot = svg("circle", {
+          class: "point",
+          cx: x(p.chars),
+          cy: y(s.get(p)),
+          r: s.key === "__overall" ? 6 : 4,
+          fill: p.status === "active" || p.status === "retired" ? s.colour : "#0b1020",
+          stroke: s.colour,
+          "data-version": p.version,
+          "data-series": s.key,
+        });
+        dot.append(
+          svg("title", {}, `${p.version} · ${s.name} F1 ${fmt(s.get(p))} · ${p.chars} ${gettext("characters")} · ${p.status}`),
+        );
+        group.append(dot);
+      }
+      chart.append(group);
+    }
+    const active = sorted.find((p) => p.status === "active");
+    if (active) {
+      chart.append(svg("circle", { class: "active-marker", cx: x(active.chars), cy: y(active.f1), r: 11 }));
+      const ax = x(active.chars);
+      chart.append(
+        svg("text", {
+          x: ax,
+          y: y(active.f1) - 16,
+          "text-anchor": ax > W * 0.75 ? "end" : ax < W * 0.25 ? "start" : "middle",
+          fill: "#34d399",
+          style: "fill:#34d399;font-weight:700",
+          "data-active": active.version,
+        }, `${gettext("active")} ${active.version}`),
+      );
+      $("chart-active").textContent = interpolate(
+        gettext("Active: %(version)s, F1 %(f1)s"), { version: active.version, f1: fmt(active.f1) }, true);
+    } else {
+      $("chart-active").textContent = gettext("No active model.");
+    }
+    const legend = $("chart-legend");
+    legend.replaceChildren();
+    legend.append(el("em", { class: "muted" }, gettext("filled: served at some point · hollow: candidate")));
+    for (const s of series) {
+      const item = el("span", { role: "button", tabindex: "0", "data-series": s.key }, s.name);
+      item.style.setProperty("--c", s.colour);
+      item.style.cursor = "pointer";
+      item.style.opacity = state.hidden.has(s.key) ? "0.4" : "1";
+      const toggle = () => {
+        if (state.hidden.has(s.key)) state.hidden.delete(s.key);
+        else state.hidden.add(s.key);
+        drawChart(points);
+      };
+      item.addEventListener("click", toggle);
+      item.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && toggle());
+      legend.append(item);
+    }
+  }
+
+  // ---- tables and stats -------------------------------------------------------------------
+
+  function drawProgress(p) {
+    $("stat-documents").textContent = String(p.documents);
+    $("stat-documents-sub").textContent = interpolate(
+      gettext("%(predicted)s predicted · %(eval)s eval"), { predicted: p.predicted, eval: p.eval }, true);
+    $("stat-pool").textContent = String(p.unlabelled_pool);
+    $("stat-pool-sub").textContent = interpolate(
+      gettext("%(n)s validated"), { n: (p.by_status || {}).validated ?? 0 }, true);
+    $("stat-queue").textContent = String(p.queue);
+    $("stat-queue-sub").textContent = interpolate(
+      gettext("%(n)s assigned now"), { n: p.assigned ?? 0 }, true);
+    $("stat-feedback").textContent = `${p.feedback_pool} / ${p.retrain_threshold}`;
+    const share = p.retrain_threshold ? Math.min(1, p.feedback_pool / p.retrain_threshold) : 0;
+    $("feedback-meter").style.width = `${(share * 100).toFixed(1)}%`;
+    $("stat-feedback-sub").textContent = p.active_model
+      ? interpolate(gettext("active model %(v)s"), { v: p.active_model.version }, true)
+      : gettext("no active model yet");
+  }
+
+  const WORDS = {
+    active: gettext("active"),
+    candidate: gettext("candidate"),
+    retired: gettext("retired"),
+    queued: gettext("queued"),
+    running: gettext("running"),
+    succeeded: gettext("succeeded"),
+    failed: gettext("failed"),
+    manual: gettext("manual"),
+    threshold: gettext("threshold"),
+  };
+  const word = (value) => WORDS[value] || value || "";
+
+  function badge(status) {
+    return el("span", { class: `badge badge-${status}` }, word(status));
+  }
+
+  function timingText(timings) {
+    const names = { train_seconds: gettext("train"), export_seconds: gettext("export"),
+      gate_seconds: gettext("gate"), total_seconds: gettext("total") };
+    return Object.entries(names)
+      .filter(([key]) => typeof timings[key] === "number")
+      .map(([key, name]) => `${name} ${seconds(timings[key])}`)
+      .join(" · ");
+  }
+
+  function drawVersions(points) {
+    const body = $("versions-body");
+    body.replaceChildren();
+    $("versions-empty").hidden = points.length > 0;
+    const newest = [...points].sort((a, b) => b.id - a.id);
+    for (const p of newest) {
+      const row = el("tr", { "data-version-id": p.id, "data-status": p.status });
+      if (p.status === "active") row.className = "active-row";
+      const perLabel = Object.entries(p.per_type)
+        .map(([label, m]) => `${label} ${fmt(m.f1, 2)}`)
+        .join(" · ");
+      const cells = [
+        el("td", { class: "nowrap" }, p.version),
+        el("td"),
+        el("td", {}, fmt(p.f1)),
+        el("td", {}, `${fmt(p.precision, 2)} / ${fmt(p.recall, 2)}`),
+        el("td", {}, perLabel || "–"),
+        el("td", {}, `${p.sentences} / ${chars(p.chars)}`),
+        el("td", { class: "muted gate" }, p.gate_reason || ""),
+        el("td", {}, when(p.created)),
+      ];
+      cells[1].append(badge(p.status));
+      const timing = timingText(p.timings);
+      if (timing) cells[7].append(el("div", { class: "muted" }, timing));
+      row.append(...cells);
+      if (state.isAdmin) {
+        const cell = el("td");
+        if (p.status !== "active") {
+          const button = el("button", { type: "button", class: "btn btn-small activate-btn" },
+            gettext("Activate"));
+          button.addEventListener("click", () => activate(p, button));
+          cell.append(button);
+        }
+        row.append(cell);
+      }
+      body.append(row);
+    }
+  }
+
+  /** The log of a run, fetched when its details are opened (the list leaves it out). */
+  async function loadLog(run, pre) {
+    try {
+      const detail = await N.api.get(endpoints.run(run.id));
+      pre.textContent = detail.log || gettext("(empty log)");
+    } catch (err) {
+      pre.textContent = N.describeError(err);
+    }
+  }
+
+  function drawRuns(runs) {
+    const body = $("runs-body");
+    const open = new Set(
+      [...body.querySelectorAll("details[open]")].map((d) => d.closest("tr").dataset.runId),
+    );
+    body.replaceChildren();
+    $("runs-empty").hidden = runs.length > 0;
+    const newest = [...runs].sort((a, b) => b.id - a.id).slice(0, 20);
+    for (const run of newest) {
+      const row = el("tr", { "data-run-id": run.id, "data-state": run.state });
+      const cells = [
+        el("td", {}, run.id),
+        el("td", {}, word(run.trigger)),
+        el("td"),
+        el("td", {}, when(run.started || run.created)),
+        el("td", {}, seconds(run.duration)),
+        el("td", {}, run.model_version || "–"),
+      ];
+      cells[2].append(badge(run.state));
+      const details = el("details");
+      details.append(el("summary", {}, run.error ? gettext("error and log") : gettext("log")));
+      if (run.error) details.append(el("pre", { class: "log error-box" }, run.error));
+      const pre = el("pre", { class: "log" }, gettext("Loading…"));
+      details.append(pre);
+      details.addEventListener("toggle", () => details.open && loadLog(run, pre));
+      cells[2].append(details);
+      row.append(...cells);
+      body.append(row);
+      if (open.has(String(run.id))) details.open = true;
+    }
+  }
+
+  function drawBusy(metrics) {
+    const busy = metrics.busy_run;
+    const retrain = $("btn-retrain");
+    retrain.disabled = Boolean(busy);
+    retrain.title = busy
+      ? interpolate(gettext("Training run #%(id)s is %(state)s."), { id: busy.id, state: word(busy.state) }, true)
+      : "";
+  }
+
+  function drawActivity(activity) {
+    const rows = Array.isArray(activity) ? activity : activity.per_annotator_day || activity.results || [];
+    const annotators = [...new Set(rows.map((r) => r.annotator))].sort();
+    const days = [...new Set(rows.map((r) => r.day))].sort().reverse();
+    const head = $("per-day-head");
+    const body = $("per-day-body");
+    head.replaceChildren();
+    body.replaceChildren();
+    $("per-day-empty").hidden = rows.length > 0;
+    if (!rows.length) return;
+    const tr = el("tr");
+    tr.append(el("th", {}, gettext("Day")));
+    for (const name of annotators) tr.append(el("th", {}, name));
+    head.append(tr);
+    const count = {};
+    for (const r of rows) count[`${r.day}\u0000${r.annotator}`] = r.count;
+    for (const day of days.slice(0, 14)) {
+      const row = el("tr");
+      row.append(el("td", {}, day));
+      for (const name of annotators) row.append(el("td", {}, count[`${day}\u0000${name}`] ?? 0));
+      body.append(row);
+    }
+  }
+
+  function activityMissing() {
+    $("per-day-empty").hidden = false;
+    $("per-day-empty").textContent = gettext(
+      "The API does not report annotations per annotator per day yet.");
+  }
+
+  // ---- actions ------------------------------------------------------------------------------
+
+  async function activate(point, button) {
+    button.disabled = true;
+    try {
+      await N.api.post(endpoints.activate(point.id), {});
+      N.flash(interpolate(gettext("Version %(v)s is now active."), { v: point.version }, true), "ok");
+      await refresh();
+    } catch (err) {
+      say(N.describeError(err), "error");
+      button.disabled = false;
+    }
+  }
+
+  $("btn-retrain").addEventListener("click", async () => {
+    const button = $("btn-retrain");
+    button.disabled = true;
+    try {
+      const answer = await N.api.post(endpoints.train(), {});
+      const run = answer.run;
+      const text = answer.created
+        ? gettext("Training run #%(id)s is queued.")
+        : gettext("Training run #%(id)s is already %(state)s.");
+      N.flash(interpolate(text, { id: run.id, state: word(run.state) }, true), "ok");
+      await refresh();
+    } catch (err) {
+      say(N.describeError(err), "error");
+      button.disabled = false;
+    }
+  });
+
+  // ---- polling -------------------------------------------------------------------------------
+
+  /** Fetch one source; draw it only when its JSON changed since the last poll. */
+  async function pull(name, draw) {
+    let data;
+    try {
+      data = await N.api.get(endpoints[name]());
+    } catch (err) {
+      if (name === "activity" && err instanceof N.ApiError && err.status === 404) {
+        state.noActivity = true; // not offered by this API: stop asking every few seconds
+        activityMissing();
+      } else {
+        say(N.describeError(err), "error");
+      }
+      return false;
+    }
+    const key = JSON.stringify(data);
+    if (state.last[name] === key) return true;
+    state.last[name] = key;
+    draw(data);
+    return true;
+  }
+
+  async function refresh() {
+    await Promise.all([
+      pull("progress", drawProgress),
+      pull("metrics", (data) => {
+        const points = pointsFrom(data);
+        drawChart(points);
+        drawVersions(points);
+        drawBusy(data);
+      }),
+      pull("runs", (data) => drawRuns(data.results || data)),
+      state.noActivity ? null : pull("activity", drawActivity),
+    ]);
+    $("dash-updated").textContent = interpolate(
+      gettext("updated %(time)s"), { time: new Date().toLocaleTimeString() }, true);
+  }
+
+  function schedule() {
+    clearTimeout(state.timer);
+    state.timer = setTimeout(async () => {
+      if (!document.hidden) await refresh();
+      schedule();
+    }, POLL_MS);
+  }
+
+  async function start() {
+    try {
+      state.project = await N.api.get(endpoints.project());
+    } catch (err) {
+      say(N.describeError(err), "error");
+      return;
+    }
+    $("nav-project-name").textContent = state.project.name;
+    state.isAdmin = state.project.role === "admin";
+    N.revealAdmin(state.isAdmin);
+    state.colours = N.labelColours(state.project.labels || []);
+    await refresh();
+    schedule();
+  }
+
+  start();
+})();

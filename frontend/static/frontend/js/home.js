@@ -1,0 +1,44 @@
+/* Project picker: the caller's projects from the API, each with its role and labels. */
+(function () {
+  "use strict";
+  const N = window.Nerloop;
+  const list = document.getElementById("project-list");
+  const template = document.getElementById("project-item");
+  const loading = document.getElementById("projects-loading");
+
+  const ROLE_NAMES = {
+    admin: N.gettext("admin"),
+    annotator: N.gettext("annotator"),
+    client: N.gettext("client (predict only)"),
+  };
+
+  async function load() {
+    let projects;
+    try {
+      projects = await N.getAll("projects");
+    } catch (err) {
+      loading.textContent = N.describeError(err);
+      loading.classList.add("error-box");
+      return;
+    }
+    loading.hidden = projects.length > 0;
+    if (!projects.length) loading.textContent = N.gettext("You are not a member of any project yet.");
+    for (const project of projects) {
+      const node = template.content.firstElementChild.cloneNode(true);
+      node.dataset.projectId = String(project.id);
+      node.querySelector(".project-name").textContent = project.name;
+      const labels = node.querySelector(".project-labels");
+      const colours = N.labelColours(project.labels || []);
+      N.renderLegend(labels, (project.labels || []).map((l) => l.name), colours);
+      labels.classList.add("legend");
+      node.querySelector(".project-role").textContent = ROLE_NAMES[project.role] || project.role || "";
+      const annotate = node.querySelector(".link-annotate");
+      annotate.href = `/projects/${project.id}/annotate/`;
+      annotate.hidden = project.role === "client";
+      node.querySelector(".link-dashboard").href = `/projects/${project.id}/dashboard/`;
+      list.append(node);
+    }
+  }
+
+  load();
+})();

@@ -1,0 +1,113 @@
+/* Import (upload a file) and export (download links) pages; both are for project admins,
+ * and the API refuses anyone else whatever the page shows. */
+(function () {
+  "use strict";
+  const N = window.Nerloop;
+  const projectId = N.projectId();
+  const $ = (id) => document.getElementById(id);
+
+  function say(id, message, kind) {
+    const line = $(id);
+    line.textContent = message;
+    line.className = "status-line" + (kind ? " " + kind : "");
+  }
+
+  function setupImport() {
+    const form = $("import-form");
+    const file = $("f-file");
+    const drop = $("drop");
+    const showName = () => {
+      $("drop-text").textContent = file.files.length ? file.files[0].name : $("drop-text").textContent;
+    };
+    file.addEventListener("change", showName);
+    ["dragenter", "dragover"].forEach((type) =>
+      drop.addEventListener(type, (event) => {
+        event.preventDefault();
+        drop.classList.add("over");
+      }),
+    );
+    ["dragleave", "drop"].forEach((type) =>
+      drop.addEventListener(type, () => drop.classList.remove("over")),
+    );
+    drop.addEventListener("drop", (event) => {
+      event.preventDefault();
+      if (event.dataTransfer.files.length) {
+        file.files = event.dataTransfer.files;
+        showName();
+      }
+    });
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!file.files.length) {
+        say("import-status", N.gettext("Choose a file first."), "error");
+        return;
+      }
+      const body = new FormData();
+      body.append("file", file.files[0]);
+      for (const name of ["format", "scheme", "split", "gold"]) body.append(name, $("f-" + name).value);
+      body.append("extend_labels", $("f-extend_labels").checked ? "true" : "false");
+      $("btn-upload").disabled = true;
+      say("import-status", N.gettext("Uploading…"));
+      try {
+        const result = await N.api.post(`projects/${projectId}/documents/upload`, body);
+        $("r-documents").textContent = String(result.documents);
+        $("r-annotated").textContent = String(result.annotated);
+        $("r-labels").textContent = result.labels_added && result.labels_added.length
+          ? N.interpolate(N.gettext("Labels added: %(labels)s"), { labels: result.labels_added.join(", ") }, true)
+          : "";
+        $("import-result").hidden = false;
+        say("import-status", N.gettext("Import finished; prediction runs in the background."), "ok");
+      } catch (err) {
+        $("import-result").hidden = true;
+        say("import-status", N.describeError(err), "error");
+      } finally {
+        $("btn-upload").disabled = false;
+      }
+    });
+  }
+
+  function setupExport() {
+    const update = () => {
+      const params = new URLSearchParams();
+      if ($("x-split").value) params.set("split", $("x-split").value);
+      if ($("x-annotated").checked) params.set("annotated", "1");
+      const query = params.toString();
+      document.querySelectorAll(".export-link").forEach((link) => {
+        link.href = `/api/v1/projects/${projectId}/export/${link.dataset.format}${query ? "?" + query : ""}`;
+      });
+    };
+    $("x-split").addEventListener("change", update);
+    $("x-annotated").addEventListener("change", update);
+    update();
+  }
+
+  async function start() {
+    // Wire the forms at once; whether they stay enabled depends on the caller's role.
+    if ($("import-form")) setupImport();
+    if ($("export-card")) setupExport();
+    let project;
+    try {
+      project = await N.api.get(`projects/${projectId}`);
+    } catch (err) {
+      say($("import-status") ? "import-status" : "export-status", N.describeError(err), "error");
+      return;
+    }
+    $("nav-project-name").textContent = project.name;
+    N.revealAdmin(project.role === "admin");
+    const admin = project.role === "admin";
+    if ($("import-form")) {
+      if (!admin) {
+        $("import-form").querySelectorAll("input, select, button").forEach((el) => (el.disabled = true));
+        say("import-status", N.gettext("Only the project's admins can import documents."), "error");
+      }
+    }
+    if ($("export-card")) {
+      if (!admin) {
+        $("export-card").hidden = true;
+        say("export-status", N.gettext("Only the project's admins can export the project."), "error");
+      }
+    }
+  }
+
+  start();
+})();

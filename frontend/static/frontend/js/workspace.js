@@ -1,0 +1,646 @@
+/* Annotator workspace: the review queue, one document at a time.
+ *
+ * State is a list of spans in code points ({start, end, label, score, suggested}); every
+ * change goes through change() so undo/redo is a stack of snapshots. The model's
+ * pre-annotation arrives as "suggested" spans (dashed); Enter submits what is on screen, so
+ * accepting a correct pre-annotation is one keystroke. The next queue item is fetched while
+ * the annotator works on this one, so submitting swaps documents without a round trip.
+ */
+(function () {
+  "use strict";
+  const N = window.Nerloop;
+  const gettext = N.gettext;
+  const interpolate = N.interpolate;
+  const projectId = N.projectId();
+  const $ = (id) => document.getElementById(id);
+
+  const view = $("doc-view");
+  const labelBar = $("label-bar");
+  const menu = $("span-menu");
+  const tooltip = $("tooltip");
+  const caretEl = $("caret");
+  const statusLine = $("ws-status");
+  const threshold = $("threshold");
+
+  // Enter within this many ms of a document appearing is a double press, not a decision.
+  const FRESH_MS = 250;
+
+  const state = {
+    labels: [], // [{name, color, hotkey}]
+    colours: {},
+    keyToLabel: {},
+    item: null, // the queue item on screen
+    text: "",
+    length: 0,
+    spans: [],
+    undo: [],
+    redo: [],
+    focus: -1, // index into spans of the focused span
+    sel: null, // {start, end} selection in code points, waiting for a label
+    caret: 0,
+    anchor: null,
+    shownAt: 0,
+    untouched: false, // the document on screen came after a submission, and nothing was done yet
+    submitting: false,
+    loading: false,
+    doneToday: null,
+  };
+
+  const endpoints = {
+    project: () => `projects/${projectId}`,
+    next: () => `projects/${projectId}/queue/next`,
+    submit: (docId) => `projects/${projectId}/documents/${docId}/annotation`,
+    skip: (docId) => `projects/${projectId}/queue/${docId}/skip`,
+    progress: () => `projects/${projectId}/progress`,
+  };
+
+  // ---- status ---------------------------------------------------------------------------
+
+  function say(message, kind) {
+    statusLine.textContent = message;
+    statusLine.className = "status-line" + (kind ? " " + kind : "");
+  }
+
+  function sayError(err) {
+    say(N.describeError(err), "error");
+  }
+
+  // ---- rendering ------------------------------------------------------------------------
+
+  function renderLabelBar() {
+    labelBar.replaceChildren();
+    state.labels.forEach((label) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "label-btn";
+      button.dataset.label = label.name;
+      button.style.setProperty("--ent", state.colours[label.name]);
+      button.style.setProperty("--ent-ink", N.inkFor(state.colours[label.name]));
+      if (label.hotkey) {
+        const key = document.createElement("kbd");
+        key.textContent = label.hotkey;
+        button.append(key);
+      }
+      const name = document.createElement("span");
+      name.textContent = label.name;
+      button.append(name);
+      button.addEventListener("mousedown", (event) => event.preventDefault());
+      button.addEventListener("click", () => applyLabel(label.name));
+      labelBar.append(button);
+    });
+  }
+
+  function render() {
+    const t = Number(threshold.value);
+    N.renderHighlighted(view, state.text, state.spans, state.colours, (mark, span, index) => {
+      if (span.suggested) mark.classList.add("suggested");
+      if (span.suggested && span.score !== null && span.score < t) mark.classList.add("low");
+      if (index === state.focus) mark.classList.add("focused");
+      mark.setAttribute("role", "button");
+      mark.setAttribute("aria-label", `${span.label}: ${mark.textContent}`);
+    });
+    renderSpanList();
+    labelBar.querySelectorAll(".label-btn").forEach((button) => {
+      button.classList.toggle("armed", Boolean(state.sel) || state.focus >= 0);
+    });
+    $("btn-undo").disabled = state.undo.length === 0;
+    $("btn-redo").disabled = state.redo.length === 0;
+    restoreSelection();
+  }
+
+  function renderSpanList() {
+    const list = $("span-list");
+    list.replaceChildren();
+    const order = state.spans.map((span, index) => ({ span, index }));
+    order.sort((a, b) => a.span.start - b.span.start);
+    for (const { span, index } of order) {
+      const li = document.createElement("li");
+      li.style.setProperty("--ent", state.colours[span.label] || "#94a3b8");
+      const text = document.createElement("span");
+      text.textContent = Array.from(state.text).slice(span.start, span.end).join("");
+      const info = document.createElement("span");
+      info.className = "muted";
+      const score = span.score === null || span.score === undefined ? "" : ` ${span.score.toFixed(2)}`;
+      info.textContent = `${span.label}${score}${span.suggested ? " ·" + gettext("suggested") : ""}`;
+      const del = document.createElement("button");
+      del.type = "button";
+      del.className = "btn btn-ghost btn-small";
+      del.textContent = "×";
+      del.title = gettext("Delete");
+      del.addEventListener("click", () => deleteSpan(index));
+      li.append(text, info, del);
+      list.append(li);
+    }
+    $("span-list-empty").hidden = state.spans.length > 0;
+  }
+
+  /** Keep the pending selection visible after a re-render replaced the text nodes. */
+  function restoreSelection() {
+    const selection = window.getSelection();
+    if (!state.sel) {
+      if (selection.rangeCount && view.contains(selection.anchorNode)) selection.removeAllRanges();
+      placeCaret();
+      return;
+    }
+    const a = N.domPointAt(view, state.sel.start);
+    const b = N.domPointAt(view, state.sel.end);
+    const range = document.createRange();
+    range.setStart(a.node, a.offset);
+    range.setEnd(b.node, b.offset);
+    selection.removeAllRanges();
+    selection.addRange(range);
+    caretEl.hidden = true;
+  }
+
+  /** Draw the keyboard cursor between characters (a thin bar, not part of the text). */
+  function placeCaret() {
+    if (state.sel || state.anchor === null || !state.item) {
+      caretEl.hidden = true;
+      return;
+    }
+    const point = N.domPointAt(view, state.caret);
+    const range = document.createRange();
+    range.setStart(point.node, point.offset);
+    range.collapse(true);
+    let rect = range.getClientRects()[0];
+    if (!rect && state.caret < state.length) {
+      const next = N.domPointAt(view, state.caret + 1);
+      range.setEnd(next.node, next.offset);
+      rect = range.getClientRects()[0];
+    }
+    if (!rect) {
+      caretEl.hidden = true;
+      return;
+    }
+    const host = caretEl.parentElement.getBoundingClientRect();
+    caretEl.style.left = `${rect.left - host.left}px`;
+    caretEl.style.top = `${rect.top - host.top}px`;
+    caretEl.style.height = `${rect.height}px`;
+    caretEl.hidden = false;
+  }
+
+  // ---- changes (all undoable) -------------------------------------------------------------
+
+  function snapshot() {
+    return state.spans.map((span) => ({ ...span }));
+  }
+
+  function change(mutate) {
+    state.undo.push(snapshot());
+    state.redo = [];
+    mutate();
+    render();
+  }
+
+  function undo() {
+    if (!state.undo.length) return;
+    state.redo.push(snapshot());
+    state.spans = state.undo.pop();
+    state.focus = -1;
+    render();
+  }
+
+  function redo() {
+    if (!state.redo.length) return;
+    state.undo.push(snapshot());
+    state.spans = state.redo.pop();
+    state.focus = -1;
+    render();
+  }
+
+  function applyLabel(label) {
+    closeMenu();
+    if (state.sel) {
+      const { start, end } = state.sel;
+      change(() => {
+        state.spans = state.spans.filter((s) => s.end <= start || s.start >= end);
+        state.spans.push({ start, end, label, score: null, suggested: false });
+        state.sel = null;
+        state.focus = state.spans.length - 1;
+        state.caret = end;
+      });
+      say(interpolate(gettext("Added %(label)s."), { label }, true), "ok");
+      return;
+    }
+    if (state.focus >= 0) {
+      const index = state.focus;
+      change(() => {
+        state.spans[index] = { ...state.spans[index], label, score: null, suggested: false };
+      });
+      return;
+    }
+    say(gettext("Select some text first (mouse, or Shift+arrows), then pick a label."));
+  }
+
+  function deleteSpan(index) {
+    closeMenu();
+    if (index < 0 || index >= state.spans.length) return;
+    change(() => {
+      state.spans.splice(index, 1);
+      state.focus = -1;
+    });
+  }
+
+  function keepAboveThreshold() {
+    const t = Number(threshold.value);
+    const suggested = state.spans.filter((s) => s.suggested);
+    if (!suggested.length) {
+      say(gettext("No suggestions left to accept."));
+      return;
+    }
+    const kept = suggested.filter((s) => s.score === null || s.score >= t).length;
+    change(() => {
+      state.spans = state.spans
+        .filter((s) => !s.suggested || s.score === null || s.score >= t)
+        .map((s) => ({ ...s, suggested: false }));
+      state.focus = -1;
+    });
+    say(
+      interpolate(
+        gettext("Kept %(kept)s suggestion(s) at or above %(t)s, removed %(removed)s."),
+        { kept, t: t.toFixed(2), removed: suggested.length - kept },
+        true,
+      ),
+      "ok",
+    );
+  }
+
+  // ---- the span menu and tooltip ------------------------------------------------------------
+
+  function openMenu(index, anchor) {
+    menu.replaceChildren();
+    state.labels.forEach((label) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "label-btn";
+      button.style.setProperty("--ent", state.colours[label.name]);
+      button.style.setProperty("--ent-ink", N.inkFor(state.colours[label.name]));
+      button.textContent = label.name;
+      button.addEventListener("click", () => {
+        state.focus = index;
+        applyLabel(label.name);
+      });
+      menu.append(button);
+    });
+    const del = document.createElement("button");
+    del.type = "button";
+    del.className = "btn btn-danger btn-small";
+    del.id = "menu-delete";
+    del.textContent = gettext("Delete");
+    del.addEventListener("click", () => deleteSpan(index));
+    menu.append(del);
+    const host = menu.parentElement.getBoundingClientRect();
+    const rect = anchor.getBoundingClientRect();
+    menu.style.left = `${Math.max(0, rect.left - host.left)}px`;
+    menu.style.top = `${rect.bottom - host.top + 6}px`;
+    menu.hidden = false;
+  }
+
+  function closeMenu() {
+    menu.hidden = true;
+  }
+
+  function showTooltip(mark) {
+    const span = state.spans[Number(mark.dataset.index)];
+    if (!span) return;
+    const who = span.suggested ? gettext("model suggestion") : gettext("your span");
+    const confidence =
+      span.score === null || span.score === undefined
+        ? gettext("no model confidence")
+        : interpolate(gettext("confidence %(score)s"), { score: span.score.toFixed(3) }, true);
+    tooltip.textContent = `${span.label} · ${confidence} · ${who}`;
+    const rect = mark.getBoundingClientRect();
+    tooltip.style.left = `${rect.left}px`;
+    tooltip.style.top = `${rect.top - 34}px`;
+    tooltip.hidden = false;
+  }
+
+  // ---- mouse --------------------------------------------------------------------------------
+
+  function selectionFromDom() {
+    const selection = window.getSelection();
+    if (!selection.rangeCount || selection.isCollapsed) return null;
+    const range = selection.getRangeAt(0);
+    if (!view.contains(range.startContainer) || !view.contains(range.endContainer)) return null;
+    let start = N.cpOffsetOf(view, range.startContainer, range.startOffset, true);
+    let end = N.cpOffsetOf(view, range.endContainer, range.endOffset, false);
+    const points = Array.from(state.text);
+    while (start < end && /\s/u.test(points[start])) start += 1;
+    while (end > start && /\s/u.test(points[end - 1])) end -= 1;
+    return start < end ? { start, end } : null;
+  }
+
+  view.addEventListener("mouseup", (event) => {
+    state.untouched = false;
+    if (!state.item) return;
+    const sel = selectionFromDom();
+    if (sel) {
+      state.sel = sel;
+      state.anchor = sel.start;
+      state.caret = sel.end;
+      state.focus = -1;
+      closeMenu();
+      labelBar.querySelectorAll(".label-btn").forEach((b) => b.classList.add("armed"));
+      say(gettext("Now press a label's number key or click the label."));
+      return;
+    }
+    const mark = event.target.closest("mark.ent");
+    if (mark) {
+      state.sel = null;
+      state.focus = Number(mark.dataset.index);
+      render();
+      openMenu(state.focus, view.querySelector(`mark.ent[data-index="${state.focus}"]`));
+    } else {
+      state.sel = null;
+      state.focus = -1;
+      closeMenu();
+      render();
+    }
+  });
+
+  view.addEventListener("mouseover", (event) => {
+    const mark = event.target.closest("mark.ent");
+    if (mark) showTooltip(mark);
+  });
+  view.addEventListener("mouseout", (event) => {
+    if (event.target.closest("mark.ent")) tooltip.hidden = true;
+  });
+
+  // ---- keyboard -----------------------------------------------------------------------------
+
+  function moveCaret(delta, extend) {
+    if (!state.item) return;
+    closeMenu();
+    if (state.anchor === null) state.anchor = state.caret;
+    const caret = Math.min(state.length, Math.max(0, state.caret + delta));
+    if (extend) {
+      if (!state.sel) state.anchor = state.caret;
+      state.caret = caret;
+      const start = Math.min(state.anchor, caret);
+      const end = Math.max(state.anchor, caret);
+      state.sel = start < end ? { start, end } : null;
+    } else {
+      state.caret = caret;
+      state.anchor = caret;
+      state.sel = null;
+    }
+    state.focus = -1;
+    render();
+  }
+
+  /** Focus the next/previous span in text order; false past the last one, so Tab can leave
+   * the document for the buttons instead of trapping keyboard users. */
+  function cycleFocus(step) {
+    if (!state.spans.length) return false;
+    const order = state.spans
+      .map((span, index) => ({ span, index }))
+      .sort((a, b) => a.span.start - b.span.start)
+      .map((entry) => entry.index);
+    const at = order.indexOf(state.focus);
+    const next = at < 0 ? (step > 0 ? 0 : order.length - 1) : at + step;
+    if (next < 0 || next >= order.length) {
+      state.focus = -1;
+      render();
+      return false;
+    }
+    state.focus = order[next];
+    state.sel = null;
+    state.caret = state.spans[state.focus].start;
+    state.anchor = null;
+    closeMenu();
+    render();
+    return true;
+  }
+
+  function typing(target) {
+    return target.closest("input, textarea, select, [contenteditable]") !== null;
+  }
+
+  document.addEventListener("keydown", (event) => {
+    if (typing(event.target)) return;
+    const key = event.key;
+    if (key !== "Enter") state.untouched = false;
+    const mod = event.ctrlKey || event.metaKey;
+    if (mod && (key === "z" || key === "Z")) {
+      event.preventDefault();
+      if (event.shiftKey) redo();
+      else undo();
+      return;
+    }
+    if (mod && (key === "y" || key === "Y")) {
+      event.preventDefault();
+      redo();
+      return;
+    }
+    if (mod || event.altKey) return;
+    if (key === "Enter") {
+      if (event.target.closest("button, a")) return; // the focused control handles it
+      event.preventDefault();
+      if (event.repeat) return; // a held-down Enter must not accept documents unseen
+      if (state.untouched && performance.now() - state.shownAt < FRESH_MS) {
+        N.flash(gettext("Ignored a second Enter: this document has only just appeared."), "error");
+        return;
+      }
+      submit();
+    } else if (key === "s" || key === "S") {
+      event.preventDefault();
+      skip();
+    } else if (key === "a" || key === "A") {
+      event.preventDefault();
+      keepAboveThreshold();
+    } else if (state.keyToLabel[key]) {
+      event.preventDefault();
+      applyLabel(state.keyToLabel[key]);
+    } else if (key === "ArrowRight" || key === "ArrowLeft") {
+      event.preventDefault();
+      moveCaret(key === "ArrowRight" ? 1 : -1, event.shiftKey);
+    } else if (key === "Home" || key === "End") {
+      event.preventDefault();
+      moveCaret(key === "End" ? state.length : -state.length, event.shiftKey);
+    } else if (key === "Tab" && state.item && document.activeElement === view) {
+      if (cycleFocus(event.shiftKey ? -1 : 1)) event.preventDefault();
+    } else if ((key === "Delete" || key === "Backspace") && state.focus >= 0) {
+      event.preventDefault();
+      deleteSpan(state.focus);
+    } else if (key === "Escape") {
+      state.sel = null;
+      state.focus = -1;
+      closeMenu();
+      render();
+    }
+  });
+
+  // ---- queue ------------------------------------------------------------------------------
+
+  function spansFromItem(item) {
+    const prediction = item.prediction || {};
+    const annotation = item.annotation;
+    if (annotation && Array.isArray(annotation.spans) && annotation.spans.length) {
+      return annotation.spans.map((s) => ({
+        start: s.start, end: s.end, label: s.label, score: null, suggested: false,
+      }));
+    }
+    return (prediction.spans || []).map((s) => ({
+      start: s.start,
+      end: s.end,
+      label: s.label,
+      score: typeof s.score === "number" ? s.score : null,
+      suggested: true,
+    }));
+  }
+
+  function itemRevision(item) {
+    return item.annotation ? item.annotation.revision : item.revision || 0;
+  }
+
+  function showItem(item) {
+    closeMenu();
+    tooltip.hidden = true;
+    state.item = item;
+    if (!item) {
+      state.text = "";
+      state.length = 0;
+      state.spans = [];
+      view.replaceChildren();
+      view.hidden = true;
+      view.dataset.docId = "";
+      $("doc-empty").hidden = false;
+      $("doc-empty").textContent = gettext("The queue is empty: nothing left to review right now.");
+      $("stat-doc").textContent = "–";
+      $("stat-uncertainty").textContent = "–";
+      renderSpanList();
+      return;
+    }
+    const doc = item.document || item;
+    state.text = doc.text;
+    state.length = Array.from(doc.text).length;
+    state.spans = spansFromItem(item);
+    state.undo = [];
+    state.redo = [];
+    state.focus = -1;
+    state.sel = null;
+    state.caret = 0;
+    state.anchor = null;
+    view.hidden = false;
+    $("doc-empty").hidden = true;
+    render();
+    view.dataset.docId = String(doc.id);
+    state.shownAt = performance.now();
+    state.untouched = true;
+    $("stat-doc").textContent = `#${doc.id}`;
+    const uncertainty = item.uncertainty ?? doc.uncertainty ?? (item.prediction || {}).uncertainty;
+    $("stat-uncertainty").textContent =
+      typeof uncertainty === "number" ? uncertainty.toFixed(3) : "–";
+    view.focus({ preventScroll: true });
+  }
+
+  function fetchNext() {
+    return N.api.get(endpoints.next()).then(
+      (data) => (data && (data.document || data.id) ? data : null),
+    );
+  }
+
+  async function refreshProgress() {
+    try {
+      const data = await N.api.get(endpoints.progress());
+      if (typeof data.done_today === "number") $("stat-done-today").textContent = String(data.done_today);
+      // What the queue can still hand out: open documents of the train split.
+      $("stat-left").textContent = String(data.unlabelled_pool ?? "–");
+    } catch (err) {
+      // Progress is informative only; the annotator can keep working without it.
+      $("stat-left").textContent = "?";
+    }
+  }
+
+  async function advance() {
+    let item;
+    try {
+      item = await fetchNext();
+    } catch (err) {
+      sayError(err);
+      return;
+    }
+    showItem(item);
+    refreshProgress();
+  }
+
+  async function submit() {
+    if (!state.item) return;
+    if (state.submitting) {
+      N.flash(gettext("Already submitting this document: wait for the answer."), "error");
+      return;
+    }
+    state.submitting = true;
+    $("btn-submit").disabled = true;
+    const item = state.item;
+    const doc = item.document || item;
+    const spans = state.spans
+      .map((s) => ({ start: s.start, end: s.end, label: s.label }))
+      .sort((a, b) => a.start - b.start);
+    try {
+      await N.api.post(endpoints.submit(doc.id), { spans, revision: itemRevision(item) });
+      say(interpolate(gettext("Saved document #%(id)s."), { id: doc.id }, true), "ok");
+      await advance();
+    } catch (err) {
+      sayError(err);
+    } finally {
+      state.submitting = false;
+      $("btn-submit").disabled = false;
+    }
+  }
+
+  async function skip() {
+    if (!state.item || state.submitting) return;
+    const doc = state.item.document || state.item;
+    state.submitting = true;
+    try {
+      await N.api.post(endpoints.skip(doc.id), {});
+      say(interpolate(gettext("Skipped document #%(id)s."), { id: doc.id }, true));
+      await advance();
+    } catch (err) {
+      sayError(err);
+    } finally {
+      state.submitting = false;
+    }
+  }
+
+  // ---- start --------------------------------------------------------------------------------
+
+  $("btn-submit").addEventListener("click", submit);
+  $("btn-skip").addEventListener("click", skip);
+  $("btn-undo").addEventListener("click", undo);
+  $("btn-redo").addEventListener("click", redo);
+  $("btn-accept-above").addEventListener("click", keepAboveThreshold);
+  threshold.addEventListener("input", () => {
+    $("threshold-value").textContent = Number(threshold.value).toFixed(2);
+    render();
+  });
+  document.addEventListener("mousedown", (event) => {
+    if (!menu.hidden && !menu.contains(event.target) && !event.target.closest("mark.ent")) {
+      closeMenu();
+    }
+  });
+
+  async function start() {
+    try {
+      const project = await N.api.get(endpoints.project());
+      document.getElementById("nav-project-name").textContent = project.name;
+      N.revealAdmin(project.role === "admin");
+      state.labels = project.labels.map((label, i) => ({
+        name: label.name,
+        color: label.color,
+        hotkey: label.hotkey || (i < 9 ? String(i + 1) : ""),
+      }));
+      state.colours = N.labelColours(state.labels);
+      state.keyToLabel = {};
+      for (const label of state.labels) if (label.hotkey) state.keyToLabel[label.hotkey] = label.name;
+      renderLabelBar();
+    } catch (err) {
+      sayError(err);
+      return;
+    }
+    await advance();
+  }
+
+  start();
+})();

@@ -1,0 +1,133 @@
+"""Log in and out, the language switch, project settings, import and export in a real browser."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from annotation.models import Annotation, Document
+from tests.frontend.conftest import PASSWORD, login, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_login_language_switch_and_logout(page, live_server, world):
+    world.annotator.set_password(PASSWORD)
+    world.annotator.save()
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/")
+    assert "/login/" in page.url  # pages need a session
+    page.fill("#id_username", "annotator")
+    page.fill("#id_password", "wrong password")
+    page.click("#login-submit")
+    assert page.is_visible(".error-box")
+    shot(page, "login")
+    page.fill("#id_password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(f"{live_server.url}/projects/{world.project.pk}/annotate/")
+
+    page.goto(f"{live_server.url}/")
+    page.wait_for_selector(".project-card")
+    # An English browser still gets the Chinese UI by default.
+    assert page.inner_text(".mainnav a[href='/']") == "项目"
+    assert page.inner_text(".project-card .project-name") == "A"
+    shot(page, "home")
+    page.select_option("#lang-select", "en")
+    page.wait_for_load_state("load")
+    assert page.inner_text(".mainnav a[href='/']") == "Projects"
+    assert page.inner_text(".project-card .project-role") == "annotator"
+    page.select_option("#lang-select", "zh-hans")
+    page.wait_for_load_state("load")
+    assert page.inner_text(".mainnav a[href='/']") == "项目"
+
+    page.click("#logout-button")
+    page.wait_for_url(f"{live_server.url}/login/")
+    page.goto(f"{live_server.url}/")
+    assert "/login/" in page.url
+
+
+def test_settings_page_saves_labels_and_settings(page, live_server, world):
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/settings/")
+    page.wait_for_selector("#label-rows .label-row")
+    page.fill("#f-retrain_threshold", "7")
+    page.fill("#f-promotion_tolerance", "0.02")
+    page.select_option("#f-selection_strategy", "entropy")
+    page.fill("#f-batch_size", "15")
+    page.click("#btn-add-label")
+    row = page.locator("#label-rows .label-row").last
+    row.locator(".l-name").fill("PRODUCT")
+    row.locator(".l-color").fill("#34d399")
+    assert row.locator(".l-hotkey").input_value() == "4"
+    page.click("#btn-save")
+    page.wait_for_selector("#settings-status.ok")
+    world.project.refresh_from_db()
+    assert world.project.retrain_threshold == 7
+    assert world.project.promotion_tolerance == pytest.approx(0.02)
+    assert world.project.selection_strategy == "entropy"
+    assert world.project.batch_size == 15
+    assert world.project.labels[-1] == {"name": "PRODUCT", "color": "#34d399", "hotkey": "4"}
+    shot(page, "settings")
+
+    # A refused change is explained in words and nothing is stored.
+    page.locator("#label-rows .label-row").last.locator(".l-hotkey").fill("1")
+    page.click("#btn-save")
+    page.wait_for_selector("#settings-status.error")
+    assert "hotkey" in page.inner_text("#settings-status")
+    world.project.refresh_from_db()
+    assert world.project.labels[-1]["hotkey"] == "4"
+
+
+def test_settings_page_is_read_only_for_annotators(page, live_server, world):
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/settings/")
+    page.wait_for_selector("#settings-status.error")
+    assert page.is_disabled("#btn-save")
+    assert page.is_disabled("#f-retrain_threshold")
+
+
+def test_import_and_export_pages(page, live_server, world):
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
+    records = [
+        {"text": "张三在北京<b>工作</b>", "entities": [{"start": 0, "end": 2, "label": "PER"}]},
+        {"text": "今天天气很好。"},
+    ]
+    content = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
+    page.wait_for_selector("#f-file:not([disabled])", state="attached")
+    page.set_input_files(
+        "#f-file", {"name": "docs.jsonl", "mimeType": "application/json", "buffer": content}
+    )
+    page.select_option("#f-format", "jsonl")
+    page.click("#btn-upload")
+    page.wait_for_selector("#import-result:not([hidden])")
+    assert page.inner_text("#r-documents") == "2"
+    assert page.inner_text("#r-annotated") == "1"
+    assert Document.objects.filter(project=world.project).count() == 2
+    assert Annotation.objects.filter(document__project=world.project).count() == 1
+    shot(page, "import")
+
+    # A malformed file is refused in words, and nothing of it is stored.
+    page.set_input_files(
+        "#f-file", {"name": "bad.jsonl", "mimeType": "application/json", "buffer": b"{not json"}
+    )
+    page.click("#btn-upload")
+    page.wait_for_selector("#import-status.error")
+    assert Document.objects.filter(project=world.project).count() == 2
+
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/export/")
+    page.check("#x-annotated")
+    link = page.locator(".export-link[data-format='jsonl']")
+    assert link.get_attribute("href").endswith("/export/jsonl?annotated=1")
+    with page.expect_download() as download:
+        link.click()
+    lines = download.value.path().read_text("utf-8").splitlines()
+    assert [json.loads(line)["text"] for line in lines] == ["张三在北京<b>工作</b>"]
+    shot(page, "export")
+
+
+def test_import_page_refuses_annotators(page, live_server, world):
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
+    page.wait_for_selector("#import-status.error")
+    assert page.is_disabled("#btn-upload")

@@ -1,0 +1,134 @@
+"""The dashboard in a real browser: a retrain started from the page adds a point to the F1
+chart without a reload; admins roll back; annotators see no admin controls."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from annotation.models import Annotation, Document
+from learner.models import ModelVersion, TrainingRun
+from learner.retraining import run_training
+from tests.frontend.conftest import login, make_version, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PEOPLE = ["张伟", "李娜", "王芳", "刘洋", "陈静", "杨磊"]
+PLACES = ["北京", "上海", "杭州", "广州", "南京", "成都"]
+
+
+def overall_points(page) -> int:
+    return page.locator("#f1-chart circle.point[data-series='__overall']").count()
+
+
+@pytest.fixture
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def labelled(world):
+    """Validated annotations in both splits, enough for a real (tiny) training run."""
+    for i, (person, place) in enumerate((p, q) for p in PEOPLE for q in PLACES):
+        text = f"{person}昨天去了{place}。" if i % 2 else f"{place}的{person}在工作。"
+        split = Document.Split.EVAL if i % 5 == 0 else Document.Split.TRAIN
+        doc = Document.objects.create(project=world.project, text=text, split=split)
+        spans = [
+            (text.index(person), text.index(person) + len(person), "PER"),
+            (text.index(place), text.index(place) + len(place), "LOC"),
+        ]
+        Annotation.submit(doc, world.admin, spans, revision=0)
+    return world
+
+
+@pytest.fixture
+def first_version(world):
+    return make_version(
+        world.project,
+        "v1",
+        status=ModelVersion.Status.ACTIVE,
+        train_sentences=4,
+        train_chars=40,
+        metrics={
+            "f1": 0.2,
+            "precision": 0.2,
+            "recall": 0.2,
+            "per_type": {"PER": {"f1": 0.3}, "LOC": {"f1": 0.1}},
+            "labels": {"sentences": 4, "characters": 40},
+        },
+    )
+
+
+def test_dashboard_gains_a_point_after_a_retrain(
+    page, live_server, labelled, first_version, settings, one_thread
+):
+    settings.TRAIN_TIME_BUDGET = 6  # a real run, kept short
+    world = labelled
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    page.wait_for_function(
+        "document.querySelectorAll('#f1-chart circle.point[data-series=\"__overall\"]').length === 1"
+    )
+    assert page.get_attribute("#f1-chart [data-active]", "data-active") == "v1"
+
+    page.click("#btn-retrain")
+    page.wait_for_selector("#runs-body tr[data-state='queued']")
+    run = TrainingRun.objects.get(project=world.project)
+    assert run.requested_by == world.admin
+    began = time.monotonic()
+    version_id = run_training(run.pk)  # what the training worker does with the queued run
+    print(f"\nretrain for the dashboard test took {time.monotonic() - began:.1f} s")
+    assert version_id is not None, TrainingRun.objects.get(pk=run.pk).error
+    new = ModelVersion.objects.get(pk=version_id)
+    assert new.status == ModelVersion.Status.ACTIVE  # the old v1 bundle could not be scored
+
+    # No reload: the page's polling picks the new version up.
+    page.wait_for_function(
+        "document.querySelectorAll('#f1-chart circle.point[data-series=\"__overall\"]').length === 2",
+        timeout=15_000,
+    )
+    page.wait_for_selector(f"#f1-chart [data-active='{new.version}']")
+    page.wait_for_selector("#runs-body tr[data-state='succeeded']")
+    assert page.locator("#f1-chart g[data-series='PER'] circle").count() == 2
+    row = page.locator(f"#versions-body tr[data-version-id='{new.pk}']")
+    assert "promoted" in row.inner_text()
+    page.click(f"#runs-body tr[data-run-id='{run.pk}'] summary")
+    page.wait_for_function(
+        f"document.querySelector(\"#runs-body tr[data-run-id='{run.pk}'] pre.log\")"
+        ".textContent.includes('train sentences')"
+    )
+    shot(page, "dashboard")
+
+    # Rollback: the admin activates v1 again.
+    page.click(f"#versions-body tr[data-version-id='{first_version.pk}'] .activate-btn")
+    page.wait_for_selector("#f1-chart [data-active='v1']")
+    first_version.refresh_from_db()
+    assert first_version.status == ModelVersion.Status.ACTIVE
+
+
+def test_dashboard_annotator_sees_no_admin_controls(page, live_server, world, first_version):
+    make_version(world.project, "v2", status=ModelVersion.Status.CANDIDATE, metrics={"f1": 0.1})
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    page.wait_for_selector("#versions-body tr[data-version-id]")
+    assert not page.is_visible("#btn-retrain")
+    assert page.locator(".activate-btn").count() == 0
+    for section in ("settings", "import", "export"):
+        assert not page.is_visible(f".mainnav a[href$='/{section}/']")
+    assert page.is_visible(".mainnav a[href$='/annotate/']")
+    shot(page, "dashboard-annotator")
+    # The API refuses anyway, whatever a page shows.
+    status = page.evaluate(
+        """async (pid) => {
+            try { await Nerloop.api.post(`projects/${pid}/train`, {}); return 'accepted'; }
+            catch (err) { return err.status; }
+        }""",
+        world.project.pk,
+    )
+    assert status == 403
+    assert not TrainingRun.objects.exists()

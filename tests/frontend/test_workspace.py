@@ -1,0 +1,299 @@
+"""The annotator workspace in a real browser: mouse and keyboard annotation, submission,
+the time to the next document, errors in words, code-point offsets and text-only rendering."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from annotation.models import Annotation, Document
+from tests.frontend.conftest import login, make_version, queue_document, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def open_workspace(page, live_server, world, username="annotator"):
+    login(page, live_server, username)
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/")
+    page.wait_for_selector("#doc-view[data-doc-id]:not([data-doc-id=''])")
+
+
+def shown_doc(page) -> int:
+    return int(page.get_attribute("#doc-view", "data-doc-id"))
+
+
+def stored_spans(document) -> list[tuple]:
+    annotation = Annotation.objects.get(document=document)
+    return [(s["start"], s["end"], s["label"]) for s in annotation.spans]
+
+
+def drag_select(page, needle: str) -> None:
+    """Select ``needle`` in the document with a real mouse drag.
+
+    The glyph positions come from the DOM's own UTF-16 indexOf, independently of the app's
+    code-point conversion, so a conversion bug shows up as a wrong stored span.
+    """
+    box = page.evaluate(
+        """(needle) => {
+            const view = document.getElementById('doc-view');
+            const walker = document.createTreeWalker(view, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                const at = node.data.indexOf(needle);
+                if (at < 0) continue;
+                const first = document.createRange();
+                first.setStart(node, at);
+                first.setEnd(node, at + 1);
+                const last = document.createRange();
+                last.setStart(node, at + needle.length - 1);
+                last.setEnd(node, at + needle.length);
+                const a = first.getBoundingClientRect(), b = last.getBoundingClientRect();
+                return {x0: a.left + a.width * 0.2, x1: b.right - b.width * 0.2,
+                        y: a.top + a.height / 2};
+            }
+            return null;
+        }""",
+        needle,
+    )
+    assert box is not None, f"{needle!r} is not plain text in the document"
+    page.mouse.move(box["x0"], box["y"])
+    page.mouse.down()
+    page.mouse.move(box["x1"], box["y"], steps=6)
+    page.mouse.up()
+
+
+@pytest.fixture
+def model(world):
+    return make_version(world.project, "v1", status="active", metrics={"f1": 0.5})
+
+
+def test_workspace_annotate_by_mouse_and_submit(page, live_server, world, model):
+    text = "张三在北京的清华大学工作。"
+    doc = queue_document(
+        world.project, model, text, [{"start": 0, "end": 2, "label": "PER", "score": 0.97}], 0.9
+    )
+    second = queue_document(world.project, model, "李四去了上海。", [], 0.1)
+    open_workspace(page, live_server, world)
+    assert shown_doc(page) == doc.pk
+    assert page.inner_text("mark.ent.suggested").startswith("张三")
+
+    drag_select(page, "清华大学")
+    page.click(".label-btn[data-label='ORG']")
+    assert page.locator("mark.ent[data-label='ORG']").inner_text().startswith("清华大学")
+    # Click a span: change its label, delete it, and undo both.
+    page.click("#doc-view mark.ent[data-label='ORG']")
+    page.click("#span-menu .label-btn:text-is('LOC')")
+    assert page.locator("mark.ent[data-label='LOC']").inner_text().startswith("清华大学")
+    page.click("#doc-view mark.ent[data-label='LOC']")
+    page.click("#menu-delete")
+    assert page.locator("mark.ent").count() == 1
+    page.keyboard.press("Control+z")
+    page.keyboard.press("Control+z")
+    assert page.locator("mark.ent[data-label='ORG']").inner_text().startswith("清华大学")
+    drag_select(page, "北京")
+    page.keyboard.press("2")
+    page.hover("mark.ent[data-label='PER']")
+    assert "0.970" in page.inner_text("#tooltip")
+    shot(page, "workspace")
+
+    page.click("#btn-submit")
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId === '{second.pk}'")
+    assert stored_spans(doc) == [(0, 2, "PER"), (3, 5, "LOC"), (6, 10, "ORG")]
+    assert Annotation.objects.get(document=doc).annotator == world.annotator
+    assert Document.objects.get(pk=doc.pk).status == Document.Status.VALIDATED
+
+
+def test_workspace_whole_flow_from_the_keyboard(page, live_server, world, model):
+    text = "王小明在上海工作。"
+    wrong = {"start": 6, "end": 8, "label": "ORG", "score": 0.31}
+    doc = queue_document(world.project, model, text, [wrong], 0.8)
+    open_workspace(page, live_server, world)
+
+    keys = page.keyboard
+    for _ in range(3):
+        keys.press("Shift+ArrowRight")
+    keys.press("1")  # 王小明 -> PER
+    keys.press("ArrowRight")  # caret after 在
+    keys.press("Shift+ArrowRight")
+    keys.press("Shift+ArrowRight")
+    keys.press("3")  # 上海 -> ORG (wrong) ...
+    keys.press("2")  # ... relabelled LOC while still focused
+    assert page.locator("mark.ent[data-label='LOC']").count() == 1
+    keys.press("Control+z")
+    assert page.locator("mark.ent[data-label='LOC']").count() == 0
+    keys.press("Control+Shift+Z")
+    assert page.locator("mark.ent[data-label='LOC']").count() == 1
+    # Tab walks the spans in text order; the third is the model's wrong suggestion.
+    for _ in range(3):
+        keys.press("Tab")
+    assert page.locator("mark.ent.focused").get_attribute("data-label") == "ORG"
+    keys.press("Delete")
+    assert page.locator("mark.ent").count() == 2
+    keys.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert stored_spans(doc) == [(0, 3, "PER"), (4, 6, "LOC")]
+
+
+def test_workspace_enter_accepts_the_pre_annotation_and_threshold_control(
+    page, live_server, world, model
+):
+    spans = [
+        {"start": 0, "end": 2, "label": "PER", "score": 0.95},
+        {"start": 3, "end": 5, "label": "LOC", "score": 0.42},
+    ]
+    first = queue_document(world.project, model, "张三在北京。", spans, 0.9)
+    second = queue_document(world.project, model, "李四在杭州。", spans, 0.5)
+    open_workspace(page, live_server, world)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")  # one keystroke: the pre-annotation as it is
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId === '{second.pk}'")
+    assert stored_spans(first) == [(0, 2, "PER"), (3, 5, "LOC")]
+
+    page.eval_on_selector(  # keep the 0.95 suggestion, drop the 0.42 one
+        "#threshold", "(el) => { el.value = '0.9'; el.dispatchEvent(new Event('input')); }"
+    )
+    page.focus("#doc-view")
+    page.keyboard.press("a")
+    assert page.locator("mark.ent").count() == 1
+    assert page.locator("mark.ent.suggested").count() == 0
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert stored_spans(second) == [(0, 2, "PER")]
+
+
+def test_workspace_next_document_within_200ms(page, live_server, world, model):
+    docs = [
+        queue_document(
+            world.project,
+            model,
+            f"第{i}条：张三在北京工作。",
+            [{"start": 4, "end": 6, "label": "PER", "score": 0.9}],
+            1.0 - i / 100,
+        )
+        for i in range(8)
+    ]
+    open_workspace(page, live_server, world)
+    timings = []
+    for _ in range(7):
+        before = shown_doc(page)
+        page.wait_for_timeout(300)  # an annotator's glance; also past the double-press guard
+        page.evaluate(
+            """() => {
+                const view = document.getElementById('doc-view');
+                const from = view.dataset.docId;
+                window.__swap = new Promise((resolve) => {
+                    let t0 = null;
+                    window.addEventListener('keydown', () => { t0 = performance.now(); },
+                                            {once: true, capture: true});
+                    new MutationObserver((_, observer) => {
+                        if (view.dataset.docId && view.dataset.docId !== from) {
+                            observer.disconnect();
+                            requestAnimationFrame(() => resolve(performance.now() - t0));
+                        }
+                    }).observe(view, {attributes: true, attributeFilter: ['data-doc-id']});
+                });
+            }"""
+        )
+        page.keyboard.press("Enter")
+        timings.append(page.evaluate("window.__swap"))
+        assert shown_doc(page) != before
+    print(
+        page.evaluate(
+            "performance.getEntriesByType('resource').filter(e => e.name.includes('/api/')).slice(-6).map(e => [e.name.split('/api/v1/')[1], Math.round(e.startTime), Math.round(e.duration)])"
+        )
+    )
+    print(
+        "\nsubmit -> next document on screen (ms): "
+        + ", ".join(f"{t:.1f}" for t in timings)
+        + f"; median {statistics.median(timings):.1f}, max {max(timings):.1f}"
+    )
+    assert statistics.median(timings) < 200, timings
+    assert Annotation.objects.filter(document__in=docs).count() == 7
+
+
+def test_workspace_conflict_and_validation_errors_in_words(page, live_server, world, model):
+    spans = [{"start": 0, "end": 2, "label": "PER", "score": 0.9}]
+    doc = queue_document(world.project, model, "张三在北京。", spans, 0.9)
+    open_workspace(page, live_server, world)
+    drag_select(page, "北京")
+    page.keyboard.press("2")
+
+    # Someone else saves the document meanwhile: our revision is stale (409).
+    Annotation.submit(doc, world.admin, [(0, 2, "PER")], revision=0)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ws-status.error")
+    message = page.inner_text("#ws-status")
+    assert "Conflict" in message or "冲突" in message, message
+    assert shown_doc(page) == doc.pk
+    assert page.locator("mark.ent").count() == 2  # the annotator's work is still there
+    shot(page, "workspace-conflict")
+
+    # The admin drops the LOC label from the schema: the submission is now invalid (400).
+    world.project.refresh_from_db()
+    world.project.set_labels([lab for lab in world.project.labels if lab["name"] != "LOC"])
+    world.project.save()
+    Annotation.objects.filter(document=doc).delete()
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('ws-status').textContent.includes('LOC')")
+    assert "schema" in page.inner_text("#ws-status")
+    assert page.locator("mark.ent").count() == 2
+    assert not Annotation.objects.filter(document=doc).exists()
+
+
+def test_workspace_double_enter_submits_once(page, live_server, world, model):
+    first = queue_document(world.project, model, "张三在北京。", [], 0.9)
+    second = queue_document(world.project, model, "李四在上海。", [], 0.5)
+    open_workspace(page, live_server, world)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId === '{second.pk}'")
+    page.wait_for_timeout(400)
+    assert Annotation.objects.filter(document=first).count() == 1
+    assert not Annotation.objects.filter(document=second).exists()
+    assert page.inner_text("#flash")  # the second press was explained, not silent
+
+
+def test_workspace_offsets_after_characters_outside_the_bmp(page, live_server, world, model):
+    text = "𠮷😀张三在北京工作，🎉去了杭州。"
+    assert len(text.encode("utf-16-le")) // 2 > len(text)  # JS and Python lengths differ
+    per = {"start": text.index("张三"), "end": text.index("张三") + 2, "label": "PER", "score": 0.9}
+    doc = queue_document(world.project, model, text, [per], 0.9)
+    open_workspace(page, live_server, world)
+    assert page.locator("mark.ent[data-label='PER']").inner_text().startswith("张三")
+
+    drag_select(page, "北京")
+    page.keyboard.press("2")
+    drag_select(page, "杭州")
+    page.keyboard.press("2")
+    assert page.locator("mark.ent[data-label='LOC']").nth(1).inner_text().startswith("杭州")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    start_bj, start_hz = text.index("北京"), text.index("杭州")
+    assert stored_spans(doc) == [
+        (2, 4, "PER"),
+        (start_bj, start_bj + 2, "LOC"),
+        (start_hz, start_hz + 2, "LOC"),
+    ]
+    annotation = Annotation.objects.get(document=doc)
+    assert [text[s["start"] : s["end"]] for s in annotation.spans] == ["张三", "北京", "杭州"]
+
+
+def test_workspace_renders_markup_as_text(page, live_server, world, model):
+    text = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">张三<b>粗</b>'
+    start = text.index("张三")
+    doc = queue_document(
+        world.project,
+        model,
+        text,
+        [{"start": start, "end": start + 2, "label": "PER", "score": 0.9}],
+        0.9,
+    )
+    open_workspace(page, live_server, world)
+    assert shown_doc(page) == doc.pk
+    assert page.text_content("#doc-view") == text
+    assert page.locator("#doc-view script, #doc-view img, #doc-view b").count() == 0
+    assert page.evaluate("window.__xss") is None
+    assert page.inner_text("#span-list li span") == "张三"
+    shot(page, "workspace-xss")
