@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup browser run test lint bench clean
+.PHONY: setup browser messages run test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,14 +19,20 @@ browser:
 	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi "noto.*cjk" || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk)
 
-run: setup
-	$(BIN)/python manage.py run_embedded
+# GNU gettext's msgfmt compiles the UI's Chinese translations (frontend/locale, .po -> .mo).
+messages: setup
+	@command -v msgfmt >/dev/null || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gettext)
+	cd frontend && SECRET_KEY=$${SECRET_KEY:-build-only-secret} ../$(BIN)/python ../manage.py compilemessages -v0
+
+run: setup messages
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_embedded
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: setup browser lint
+test: setup browser messages lint
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/python manage.py makemigrations --check --dry-run
 	SECRET_KEY=$${SECRET_KEY:-test-only-secret} $(BIN)/pytest $(PYTEST_ARGS)
 

@@ -19,6 +19,7 @@ class Errors:
     E103 = "malformed import file"
     E104 = "label still used by annotations and cannot be removed"
     E105 = "queue item is not assigned to you"
+    E106 = "invalid label schema"
     E201 = "no model is ready to serve this request"
     E202 = "model bundle failed verification"
     E203 = "invalid predict request"

@@ -63,6 +63,22 @@ PREDICT_MAX_CHARS = env_int("NERLOOP_PREDICT_MAX_CHARS", 10_000, minimum=1)
 PREDICT_MAX_TEXTS = env_int("NERLOOP_PREDICT_MAX_TEXTS", 256, minimum=1)
 ORT_THREADS = env_int("NERLOOP_ORT_THREADS", 0)
 SERVE_INT8 = env_bool("NERLOOP_SERVE_INT8", True)
+# Seconds a review-queue item stays assigned to the annotator who took it.
+ASSIGNMENT_TTL = env_int("NERLOOP_ASSIGNMENT_TTL", 1800, minimum=10)
+# Largest upload accepted by the document import endpoint, in bytes.
+IMPORT_MAX_BYTES = env_int("NERLOOP_IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+# Largest non-file request body (JSON bulk document creation), in bytes.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NERLOOP_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Retraining (learner/retraining.py): seconds of training per run (warm starts stop early
+# well before), the hard Celery time limit of a run, and how often beat checks the pools.
+TRAIN_TIME_BUDGET = env_int("NERLOOP_TRAIN_TIME_BUDGET", 300, minimum=1)
+TRAIN_TIME_LIMIT = env_int("NERLOOP_TRAIN_TIME_LIMIT", 1800, minimum=10)
+RETRAIN_CHECK_SECONDS = env_int("NERLOOP_RETRAIN_CHECK_SECONDS", 60, minimum=1)
+# torch threads of a training run. One by default: torch's OpenMP threads spin, and on a
+# 2-core machine shared with web and inference workers two of them ran epochs 15x slower.
+TRAIN_THREADS = env_int("NERLOOP_TRAIN_THREADS", 1, minimum=1)
+# Milliseconds a web process trusts its cached "which version is active" answer (hot-swap).
+ACTIVE_MODEL_TTL_MS = env_int("NERLOOP_ACTIVE_MODEL_TTL_MS", 1000)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -84,7 +100,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "frontend.middleware.PageLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -117,6 +133,12 @@ DATABASES = {
         conn_max_age=env_int("NERLOOP_DB_CONN_MAX_AGE", 60),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded run has a web server, a worker and beat writing one file: take the write
+    # lock when a transaction begins (no upgrade deadlocks), wait for it, let readers through.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -150,6 +172,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "nerloop API",
     "DESCRIPTION": "Active-learning annotation for Chinese named-entity recognition",
     "VERSION": "1",
+    "ENUM_NAME_OVERRIDES": {"DocumentStatusEnum": "annotation.models.Document.Status"},
 }
 
 REDIS_URL = env_str("REDIS_URL")
@@ -172,6 +195,9 @@ CELERY_TASK_ROUTES = {"learner.tasks.*": {"queue": "training"}}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "sweep-unpredicted": {"task": "annotation.sweep_unpredicted", "schedule": 600.0},
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 LOGGING = {

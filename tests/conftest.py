@@ -1,8 +1,12 @@
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+pytest_plugins = ["tests.base"]
 
 
 @pytest.fixture(scope="session")
@@ -13,5 +17,50 @@ def datasets_dir() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """On SQLite, test in a file rather than Django's shared-cache memory database: a worker
+    thread and the test can then use it at once (shared cache locks whole tables)."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        name = tmp_path_factory.mktemp("database") / "test.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(name)
+
+
 def pytest_configure(config):
     os.environ.setdefault("SECRET_KEY", "test-only-secret")
+    isolate_broker()
+
+
+def isolate_broker() -> None:
+    """Give this test session a broker namespace of its own, as pytest-django gives it a
+    database of its own: otherwise a worker of `make run` or of another test session on the
+    same broker takes this session's tasks and runs them against the wrong database.
+    The Celery app reads these options lazily, so setting them before any test runs is enough.
+    """
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    if settings.CELERY_BROKER_URL.startswith("filesystem"):
+        folder = Path(tempfile.mkdtemp(prefix="nerloop-test-broker-"))
+        options.update(
+            data_folder_in=str(folder),
+            data_folder_out=str(folder),
+            control_folder=str(folder / "control"),
+        )
+    else:
+        options["global_keyprefix"] = f"nerloop-test-{os.getpid()}:"
+
+
+def pytest_unconfigure(config):
+    """Drop this session's broker namespace (a few binding keys or a temporary folder)."""
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    prefix = options.get("global_keyprefix", "")
+    if prefix.startswith("nerloop-test-"):
+        import redis
+
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    folder = options.get("data_folder_in", "")
+    if Path(folder).name.startswith("nerloop-test-broker-"):
+        shutil.rmtree(folder, ignore_errors=True)

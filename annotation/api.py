@@ -1,0 +1,263 @@
+"""REST endpoints of the annotation platform (mounted under /api/v1/).
+
+Views authenticate, check the caller's role in the URL's project (``annotation.permissions``
+sets ``self.project`` and ``self.role``), validate the request with a serializer, call one
+model method or service and respond. Nothing slow runs here: prediction is queued.
+"""
+
+from __future__ import annotations
+
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import exporting, importing, progress, queue
+from .models import Annotation, Document, Project, ProjectMembership, Role
+from .permissions import IsProjectAdmin, IsProjectAnnotator, IsProjectMember
+from .serializers import (
+    AnnotationSerializer,
+    BulkCreateSerializer,
+    DocumentDetailSerializer,
+    DocumentFilterSerializer,
+    DocumentSerializer,
+    ImportResultSerializer,
+    MemberSerializer,
+    ProjectSerializer,
+    SubmitSerializer,
+    UploadSerializer,
+)
+
+
+class ProjectListView(generics.ListCreateAPIView):
+    """Projects the caller belongs to; creating one makes the caller its admin."""
+
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        user = self.request.user
+        return Project.objects.all() if user.is_superuser else user.projects.all()
+
+    def get_serializer_context(self):
+        roles = dict(
+            ProjectMembership.objects.filter(user=self.request.user).values_list("project", "role")
+        )
+        if self.request.user.is_superuser:
+            roles = {pk: Role.ADMIN for pk in Project.objects.values_list("pk", flat=True)}
+        return {**super().get_serializer_context(), "roles": roles}
+
+    def perform_create(self, serializer):
+        project = serializer.save(created_by=self.request.user)
+        project.add_member(self.request.user, Role.ADMIN)
+        serializer.context["roles"] = {project.pk: Role.ADMIN}
+
+
+class ProjectDetailView(generics.RetrieveUpdateAPIView):
+    """Read a project (any member); change its name, labels or settings (admins)."""
+
+    serializer_class = ProjectSerializer
+
+    def get_permissions(self):
+        if self.request.method in SAFE_METHODS:
+            return [IsProjectMember()]
+        return [IsProjectAdmin()]
+
+    def get_object(self):
+        return self.project
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "roles": {self.project.pk: self.role}}
+
+
+class MemberListView(generics.ListCreateAPIView):
+    """Who works on the project; POST adds a user or changes their role (admins)."""
+
+    serializer_class = MemberSerializer
+    permission_classes = [IsProjectAdmin]
+    pagination_class = None
+
+    def get_queryset(self):
+        return self.project.memberships.select_related("user").order_by("id")
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = self.project.add_member(data["user"], data["role"])
+
+
+class DocumentListView(generics.ListAPIView):
+    """List documents with filters (annotators, admins); POST a JSON batch (admins)."""
+
+    serializer_class = DocumentSerializer
+
+    def get_permissions(self):
+        if self.request.method in SAFE_METHODS:
+            return [IsProjectAnnotator()]
+        return [IsProjectAdmin()]
+
+    def get_queryset(self):
+        filters = DocumentFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return filter_documents(self.project.documents.all(), filters.validated_data)
+
+    @extend_schema(request=BulkCreateSerializer, responses={201: ImportResultSerializer})
+    def post(self, request, project_id):
+        body = {"documents": request.data} if isinstance(request.data, list) else request.data
+        form = BulkCreateSerializer(data=body)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        entries = importing.entries_from_json(data["documents"], data["split"])
+        result = importing.import_entries(
+            self.project, request.user, entries, data["extend_labels"]
+        )
+        return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+def filter_documents(rows, data: dict):
+    for field in ("status", "split"):
+        if data.get(field):
+            rows = rows.filter(**{field: data[field]})
+    if data.get("has_prediction") is not None:
+        rows = rows.filter(predicted_by__isnull=not data["has_prediction"])
+    if data.get("uncertainty_min") is not None:
+        rows = rows.filter(uncertainty__gte=data["uncertainty_min"])
+    if data.get("uncertainty_max") is not None:
+        rows = rows.filter(uncertainty__lte=data["uncertainty_max"])
+    return rows.order_by(data.get("ordering") or "id")
+
+
+class DocumentUploadView(APIView):
+    """Import a file (CLUENER, CoNLL, JSONL, Label Studio); gold spans become annotations."""
+
+    permission_classes = [IsProjectAdmin]
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=UploadSerializer, responses={201: ImportResultSerializer})
+    def post(self, request, project_id):
+        form = UploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        entries = importing.entries_from_upload(
+            data["file"],
+            data.get("format"),
+            data.get("scheme") or None,
+            data["split"],
+            data["gold"],
+            data["strict"],
+        )
+        result = importing.import_entries(
+            self.project, request.user, entries, data["extend_labels"], return_ids=False
+        )
+        return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+class DocumentDetailView(generics.RetrieveAPIView):
+    """One document with its annotation and latest prediction."""
+
+    serializer_class = DocumentDetailSerializer
+    permission_classes = [IsProjectAnnotator]
+    lookup_url_kwarg = "document_id"
+
+    def get_queryset(self):
+        return self.project.documents.select_related("annotation__annotator")
+
+
+class AnnotationView(APIView):
+    """GET the document's annotation; POST spans with the revision they were made on."""
+
+    permission_classes = [IsProjectAnnotator]
+
+    def document(self, document_id) -> Document:
+        rows = self.project.documents.select_related("annotation__annotator")
+        return get_object_or_404(rows, pk=document_id)
+
+    @extend_schema(responses=AnnotationSerializer)
+    def get(self, request, project_id, document_id):
+        annotation = getattr(self.document(document_id), "annotation", None)
+        if annotation is None:
+            return Response({"spans": [], "revision": 0, "validated": False, "annotator": None})
+        return Response(AnnotationSerializer(annotation).data)
+
+    @extend_schema(request=SubmitSerializer, responses=AnnotationSerializer)
+    def post(self, request, project_id, document_id):
+        form = SubmitSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        document = self.document(document_id)
+        document.project = self.project
+        annotation = Annotation.submit(
+            document, request.user, data["spans"], data["revision"], validated=not data["draft"]
+        )
+        return Response(AnnotationSerializer(annotation).data)
+
+
+QUEUE_ITEM = inline_serializer(
+    "QueueItem",
+    {
+        "document": DocumentSerializer(),
+        "assigned_until": serializers.DateTimeField(),
+        "prediction": serializers.JSONField(allow_null=True),
+        "annotation": serializers.JSONField(allow_null=True),
+        "revision": serializers.IntegerField(),
+    },
+)
+
+
+class QueueNextView(APIView):
+    """The next document to review, assigned to the caller until it expires; 204 if none."""
+
+    permission_classes = [IsProjectAnnotator]
+
+    @extend_schema(responses={200: QUEUE_ITEM, 204: OpenApiResponse(description="queue empty")})
+    def get(self, request, project_id):
+        document = queue.next_document(self.project, request.user)
+        if document is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(queue.item(document))
+
+
+class QueueActionView(APIView):
+    """Skip (never offer it to me again) or release (give it back) my current item."""
+
+    permission_classes = [IsProjectAnnotator]
+    queue_action = ""  # a Document method: "skip" or "release"
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request, project_id, document_id):
+        document = get_object_or_404(self.project.documents, pk=document_id)
+        getattr(document, self.queue_action)(request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ExportView(APIView):
+    """Stream the project as a file: ``?split=train|eval``, ``?annotated=1`` to filter."""
+
+    permission_classes = [IsProjectAdmin]
+
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    def get(self, request, project_id, fmt):
+        split = request.query_params.get("split") or None
+        if split not in (None, *Document.Split.values):
+            raise ValidationError({"split": "must be train or eval"})
+        annotated = request.query_params.get("annotated") in ("1", "true")
+        content_type, extension = exporting.CONTENT_TYPES[fmt]
+        chunks = exporting.export_chunks(self.project, fmt, split, annotated)
+        response = StreamingHttpResponse(chunks, content_type=f"{content_type}; charset=utf-8")
+        name = f"project-{self.project.pk}-{fmt}.{extension}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+class ProgressView(APIView):
+    """Counts by status, predicted documents, pool and queue sizes, the active model."""
+
+    permission_classes = [IsProjectAnnotator]
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, project_id):
+        return Response(progress.progress(self.project))

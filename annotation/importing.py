@@ -1,0 +1,300 @@
+"""Bringing documents into a project: JSON bodies and uploaded files in any format.
+
+Everything is read and checked before anything is written, and the write is one
+transaction, so a rejected upload leaves no trace. Gold spans become validated annotations.
+The broker is checked inside that transaction: when it is down the request fails with 503
+and the documents are not stored, rather than stored and never predicted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from rest_framework import status
+
+from nerloop.errors import CodedAPIException
+from nerloop.tasks import ensure_broker
+
+from .formats import FORMATS, FormatError, guess_format, iter_examples
+from .models import Annotation, Document, Project, normalize_labels, spans_to_json
+from .spans import Example, SpanError, validate_spans
+
+BATCH = 5000  # rows per INSERT
+MAX_PROBLEMS = 20  # problems listed in one error response
+ANALYZE_AFTER = 10_000  # documents in one import that make statistics worth refreshing
+
+
+@dataclass
+class Problem:
+    document: int  # 1-based position in the upload
+    message: str
+    line: int | None = None
+
+    def as_dict(self) -> dict:
+        out: dict = {"document": self.document, "problem": self.message}
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+GOLD_MODES = ("auto", "all", "none")
+
+
+@dataclass
+class Entry:
+    """One document to create. ``gold``: its spans are a human answer (possibly no entity)."""
+
+    example: Example
+    split: str = Document.Split.TRAIN
+    gold: bool = False
+
+
+@dataclass
+class ImportResult:
+    documents: int = 0
+    annotated: int = 0
+    ids: list[int] = field(default_factory=list)
+    labels_added: list[str] = field(default_factory=list)
+
+
+class ImportRejected(CodedAPIException):
+    def __init__(self, problems: list[Problem], source: str | None = None):
+        shown = problems[:MAX_PROBLEMS]
+        first = shown[0]
+        where = f"line {first.line}" if first.line is not None else f"document {first.document}"
+        message = f"{source + ' ' if source else ''}{where}: {first.message}"
+        detail = {"message": message, "problems": [p.as_dict() for p in shown]}
+        if len(problems) > len(shown):
+            detail["more"] = len(problems) - len(shown)
+        super().__init__("E103", message, status.HTTP_400_BAD_REQUEST)
+        self.detail = detail  # keep numbers as numbers (DRF would make every leaf a string)
+
+
+def entries_from_json(items, default_split: str = Document.Split.TRAIN) -> list[Entry]:
+    """Entries from a JSON body: ``[{"text", "meta"?, "split"?, "spans"?}, ...]``."""
+    if not isinstance(items, list) or not items:
+        raise ImportRejected([Problem(0, "expected a non-empty list of documents")])
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(items, 1):
+        try:
+            entries.append(_entry_from_json(item, default_split))
+        except (SpanError, ValueError) as exc:
+            problems.append(Problem(index, str(exc)))
+    if problems:
+        raise ImportRejected(problems)
+    return entries
+
+
+def _entry_from_json(item, default_split: str) -> Entry:
+    if not isinstance(item, dict):
+        raise ValueError(f"expected an object, got {type(item).__name__}")
+    text = item.get("text")
+    if not isinstance(text, str):
+        raise ValueError("'text' must be a string")
+    meta = item.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ValueError("'meta' must be an object")
+    split = item.get("split", default_split)
+    raw = item.get("spans", [])
+    if not isinstance(raw, list):
+        raise ValueError("'spans' must be a list")
+    tuples = [
+        (s.get("start"), s.get("end"), s.get("label")) if isinstance(s, dict) else s for s in raw
+    ]
+    spans = validate_spans(text, tuples)
+    return Entry(Example(text, spans, meta), split, gold="spans" in item)
+
+
+def entries_from_upload(
+    upload,
+    fmt: str | None,
+    scheme: str | None,
+    split: str,
+    gold: str = "auto",
+    strict: bool = True,
+) -> list[Entry]:
+    """Entries from an uploaded file (a Django UploadedFile), its format named or guessed.
+
+    ``gold``: ``auto`` makes documents with spans (and every CoNLL sentence, whose tags are
+    an answer even when all O) validated annotations; ``all`` does so for every document;
+    ``none`` imports the text only, dropping the spans (an unlabelled pool from a gold file).
+    ``strict=False`` repairs ill-formed tag sequences (an entity left open) instead of
+    refusing the file, as real corpora sometimes need.
+    """
+    name = getattr(upload, "name", None) or "upload"
+    if upload.size > settings.IMPORT_MAX_BYTES:
+        raise ImportRejected([Problem(0, f"file is larger than {settings.IMPORT_MAX_BYTES} bytes")])
+    try:
+        if not fmt:
+            fmt = guess_format(name, _first_line(upload))
+        if fmt not in FORMATS:
+            raise FormatError(name, None, f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        upload.seek(0)
+        text = io.TextIOWrapper(upload.file, encoding="utf-8", newline="\n")
+        entries = [
+            _upload_entry(example, split, gold, fmt)
+            for example in iter_examples(fmt, text, name, scheme, strict=strict)
+        ]
+    except FormatError as exc:
+        raise ImportRejected([Problem(0, exc.message, exc.line)], name) from None
+    if not entries:
+        raise ImportRejected([Problem(0, "the file holds no documents")], name)
+    return entries
+
+
+def _upload_entry(example: Example, split: str, gold: str, fmt: str) -> Entry:
+    if gold == "none":
+        return Entry(Example(example.text, [], example.meta), split, gold=False)
+    is_gold = gold == "all" or bool(example.spans) or fmt == "conll"
+    return Entry(example, split, gold=is_gold)
+
+
+def _first_line(upload) -> str:
+    upload.seek(0)
+    for raw in upload:
+        line = raw.decode("utf-8", errors="replace")
+        if line.strip("\ufeff \t\r\n"):
+            return line
+    return ""
+
+
+def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -> list[str]:
+    """Check every entry against the project; return the labels to add (``extend_labels``).
+
+    Raises ImportRejected listing each document that is empty, has an unknown split or (unless
+    ``extend_labels``) a label outside the schema.
+    """
+    known = set(project.label_names())
+    splits = set(Document.Split.values)
+    new_labels: list[str] = []
+    problems: list[Problem] = []
+    for index, entry in enumerate(entries, 1):
+        if not entry.example.text.strip():
+            problems.append(Problem(index, "text is empty"))
+        if entry.split not in splits:
+            problems.append(Problem(index, f"split {entry.split!r} is not one of train, eval"))
+        for span in entry.example.spans:
+            if span.label in known:
+                continue
+            if extend_labels:
+                known.add(span.label)
+                new_labels.append(span.label)
+            else:
+                problems.append(
+                    Problem(
+                        index, f"span {tuple(span)!r}: label {span.label!r} is not in the schema"
+                    )
+                )
+                break
+        if len(problems) > MAX_PROBLEMS * 5:
+            break
+    if problems:
+        raise ImportRejected(problems)
+    return new_labels
+
+
+def import_entries(
+    project: Project, user, entries: list[Entry], extend_labels: bool = False, return_ids=True
+) -> ImportResult:
+    """Store checked entries in one transaction and queue their prediction after commit."""
+    from .predicting import enqueue_predictions
+
+    new_labels = check_entries(project, entries, extend_labels)
+    result = ImportResult(labels_added=new_labels)
+    with transaction.atomic():
+        ensure_broker()
+        if new_labels:
+            project.labels = normalize_labels(project.labels + [{"name": n} for n in new_labels])
+            project.save(update_fields=["labels"])
+        postgres = connection.vendor == "postgresql"
+        store = _copy_chunk if postgres else _orm_chunk
+        if postgres and len(entries) >= ANALYZE_AFTER:
+            transaction.on_commit(_analyze)
+        for chunk in _chunks(entries, BATCH):
+            ids, annotated = store(project, user, chunk)
+            enqueue_predictions(project.pk, ids)
+            result.documents += len(ids)
+            result.annotated += annotated
+            if return_ids:
+                result.ids.extend(ids)
+    return result
+
+
+def _analyze() -> None:
+    """Refresh the planner's statistics after a big import: with the table's size unknown
+    to it, PostgreSQL would pick plans made for a handful of rows until autovacuum runs."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Document._meta.db_table}, {Annotation._meta.db_table}")
+
+
+def _status(entry: Entry) -> str:
+    return Document.Status.VALIDATED if entry.gold else Document.Status.NEW
+
+
+def _orm_chunk(project: Project, user, chunk: list[Entry]) -> tuple[list[int], int]:
+    documents = Document.objects.bulk_create(
+        [
+            Document(
+                project=project,
+                text=entry.example.text,
+                meta=entry.example.meta,
+                split=entry.split,
+                status=_status(entry),
+            )
+            for entry in chunk
+        ]
+    )
+    annotations = [
+        Annotation(
+            document=doc,
+            annotator=user,
+            spans=spans_to_json(entry.example.spans),
+            revision=1,
+            validated=True,
+        )
+        for doc, entry in zip(documents, chunk, strict=True)
+        if entry.gold
+    ]
+    Annotation.objects.bulk_create(annotations)
+    return [doc.pk for doc in documents], len(annotations)
+
+
+def _copy_chunk(project: Project, user, chunk: list[Entry]) -> tuple[list[int], int]:
+    """PostgreSQL COPY, several times faster than INSERT for big uploads: ids are drawn
+    from the table's sequence first, so annotations and the prediction queue can use them."""
+    now = timezone.now()
+    documents, annotations = Document._meta.db_table, Annotation._meta.db_table
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [documents, len(chunk)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        raw = cursor.cursor  # psycopg's own cursor: Django's wrapper has no COPY
+        columns = "id, project_id, text, meta, split, status, priority, created"
+        with raw.copy(f"COPY {documents} ({columns}) FROM STDIN") as copy:
+            for pk, entry in zip(ids, chunk, strict=True):
+                meta = json.dumps(entry.example.meta, ensure_ascii=False)
+                row = (pk, project.pk, entry.example.text, meta, entry.split, _status(entry))
+                copy.write_row((*row, 0.0, now))
+        annotated = 0
+        columns = "document_id, annotator_id, spans, revision, validated, created, updated"
+        with raw.copy(f"COPY {annotations} ({columns}) FROM STDIN") as copy:
+            for pk, entry in zip(ids, chunk, strict=True):
+                if entry.gold:
+                    spans = json.dumps(spans_to_json(entry.example.spans), ensure_ascii=False)
+                    copy.write_row((pk, user.pk, spans, 1, True, now, now))
+                    annotated += 1
+    return ids, annotated
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,395 @@
+"""Projects, their documents, the model's predictions and the humans' annotations.
+
+The methods here own every state change (claiming a document, submitting an annotation,
+changing the label schema), so the API, the tasks and the admin cannot disagree about the
+invariants. Spans are stored as ``{"start", "end", "label"}`` dicts over the document's
+characters (``end`` exclusive), the same convention as ``annotation.spans``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from nerloop.errors import CodedAPIException
+
+from .spans import Span, SpanError, validate_spans
+
+DEFAULT_LABELS = [
+    {"name": "PER", "color": "#ff4d4f", "hotkey": "1"},
+    {"name": "LOC", "color": "#13c2c2", "hotkey": "2"},
+    {"name": "ORG", "color": "#fadb14", "hotkey": "3"},
+]
+# Extra colours handed to labels created without one, in order.
+PALETTE = ["#722ed1", "#52c41a", "#fa8c16", "#2f54eb", "#eb2f96", "#a0d911", "#1890ff"]
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+LABEL_RE = re.compile(r"^[^\s-][^\s]*$")
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "admin"
+    ANNOTATOR = "annotator", "annotator"
+    CLIENT = "client", "client (predict only)"
+
+
+def default_labels() -> list[dict]:
+    return [dict(label) for label in DEFAULT_LABELS]
+
+
+def normalize_labels(raw) -> list[dict]:
+    """Check a label schema and fill in colours; raise E106 naming the first problem.
+
+    A label is ``{"name", "color", "hotkey"}``; names are unique and carry no whitespace
+    or leading dash (they become ``B-NAME`` tags), hotkeys are single characters.
+    """
+    if not isinstance(raw, list):
+        raise CodedAPIException("E106", "labels must be a list")
+    labels: list[dict] = []
+    names: set[str] = set()
+    hotkeys: set[str] = set()
+    for index, item in enumerate(raw):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise CodedAPIException("E106", f"label {index}: expected an object with a name")
+        name = item["name"].strip()
+        if not LABEL_RE.match(name) or len(name) > 50:
+            raise CodedAPIException("E106", f"label {index}: invalid name {name!r}")
+        if name in names:
+            raise CodedAPIException("E106", f"label {index}: duplicate name {name!r}")
+        color = item.get("color") or PALETTE[len(labels) % len(PALETTE)]
+        if not isinstance(color, str) or not COLOR_RE.match(color):
+            raise CodedAPIException("E106", f"label {name!r}: colour must be #rrggbb")
+        hotkey = item.get("hotkey") or ""
+        if not isinstance(hotkey, str) or len(hotkey) > 1:
+            raise CodedAPIException("E106", f"label {name!r}: hotkey must be one character")
+        if hotkey and hotkey in hotkeys:
+            raise CodedAPIException("E106", f"label {name!r}: hotkey {hotkey!r} already used")
+        names.add(name)
+        if hotkey:
+            hotkeys.add(hotkey)
+        labels.append({"name": name, "color": color.lower(), "hotkey": hotkey})
+    return labels
+
+
+def spans_to_json(spans) -> list[dict]:
+    return [{"start": s.start, "end": s.end, "label": s.label} for s in spans]
+
+
+def spans_from_json(raw) -> list[tuple]:
+    """Accept spans as ``{"start","end","label"}`` objects or ``[start, end, label]`` lists."""
+    if not isinstance(raw, list):
+        raise SpanError("spans must be a list")
+    out = []
+    for item in raw:
+        if isinstance(item, dict):
+            out.append((item.get("start"), item.get("end"), item.get("label")))
+        else:
+            out.append(item)
+    return out
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    labels = models.JSONField(default=default_labels)
+    retrain_threshold = models.PositiveIntegerField(
+        default=50, help_text="validated annotations in the feedback pool that start a retrain"
+    )
+    promotion_tolerance = models.FloatField(
+        default=0.01,
+        help_text="how much lower (absolute F1) a new version may score and still be promoted",
+    )
+    selection_strategy = models.CharField(max_length=50, default="entropy_kmeans")
+    batch_size = models.PositiveIntegerField(default=20, help_text="documents per selection")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="ProjectMembership", related_name="projects"
+    )
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def label_names(self) -> list[str]:
+        return [label["name"] for label in self.labels]
+
+    def role_of(self, user) -> str | None:
+        if not user.is_authenticated:
+            return None
+        if user.is_superuser:
+            return Role.ADMIN
+        membership = self.memberships.filter(user=user).first()
+        return membership.role if membership else None
+
+    def add_member(self, user, role: str) -> ProjectMembership:
+        membership, _ = ProjectMembership.objects.update_or_create(
+            project=self, user=user, defaults={"role": role}
+        )
+        return membership
+
+    def used_labels(self) -> set[str]:
+        """Labels appearing in any annotation of the project (streamed, not loaded at once)."""
+        used: set[str] = set()
+        rows = Annotation.objects.filter(document__project=self).values_list("spans", flat=True)
+        for spans in rows.iterator(chunk_size=2000):
+            used.update(span["label"] for span in spans)
+        return used
+
+    def set_labels(self, raw) -> None:
+        """Replace the label schema; refuse (E104) to drop a label annotations still use."""
+        labels = normalize_labels(raw)
+        removed = set(self.label_names()) - {label["name"] for label in labels}
+        still_used = sorted(removed & self.used_labels()) if removed else []
+        if still_used:
+            raise CodedAPIException(
+                "E104", f"label(s) {', '.join(still_used)} still used by annotations"
+            )
+        self.labels = labels
+
+    def validate_spans(self, text: str, raw_spans) -> list[Span]:
+        """Spans checked against this project's schema; raises SpanError."""
+        return validate_spans(text, spans_from_json(raw_spans), self.label_names())
+
+
+class ProjectMembership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} as {self.role}"
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", "new"  # imported, not predicted yet
+        PREDICTED = "predicted", "predicted"  # has a prediction, not selected
+        QUEUED = "queued", "queued"  # selected for review
+        ANNOTATED = "annotated", "annotated"  # a draft annotation exists
+        VALIDATED = "validated", "validated"  # a validated annotation exists
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "train"
+        EVAL = "eval", "eval"
+
+    # Statuses a document can be handed out from by the review queue.
+    OPEN = (Status.NEW, Status.PREDICTED, Status.QUEUED, Status.ANNOTATED)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="documents")
+    text = models.TextField()
+    meta = models.JSONField(default=dict, blank=True)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    # Denormalised from the latest prediction so lists filter and sort without a join.
+    uncertainty = models.FloatField(null=True, blank=True)
+    predicted_by = models.ForeignKey(
+        "learner.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set by selection: higher first in the review queue (0 = not selected).
+    priority = models.FloatField(default=0.0)
+    # The review-queue lock: who holds the document and until when.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assigned_until = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["project", "status", "split"], name="doc_project_status"),
+            models.Index(fields=["project", "uncertainty"], name="doc_project_uncertainty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pk}: {self.text[:30]}"
+
+    def is_held_by_other(self, user, now=None) -> bool:
+        now = now or timezone.now()
+        return bool(
+            self.assignee_id
+            and self.assignee_id != user.pk
+            and self.assigned_until
+            and self.assigned_until > now
+        )
+
+    def claim(self, user, ttl: timedelta | None = None) -> bool:
+        """Assign the document to ``user`` unless someone else holds an unexpired claim.
+
+        A conditional UPDATE, so two concurrent claims of one row cannot both win, on
+        PostgreSQL and on SQLite alike.
+        """
+        now = timezone.now()
+        until = now + (ttl or timedelta(seconds=settings.ASSIGNMENT_TTL))
+        free = Q(assignee__isnull=True) | Q(assigned_until__lte=now) | Q(assignee=user)
+        won = (
+            Document.objects.filter(pk=self.pk)
+            .filter(free)
+            .update(assignee=user, assigned_until=until)
+        )
+        if won:
+            self.assignee, self.assigned_until = user, until
+        return bool(won)
+
+    def release(self, user) -> None:
+        """Give back the caller's claim; E105 when the caller does not hold it."""
+        released = Document.objects.filter(pk=self.pk, assignee=user).update(
+            assignee=None, assigned_until=None
+        )
+        if not released:
+            raise CodedAPIException("E105", status_code=409)
+        self.assignee, self.assigned_until = None, None
+
+    def skip(self, user) -> None:
+        """Release and remember that this user does not want this document again."""
+        self.release(user)
+        Skip.objects.get_or_create(document=self, user=user)
+
+    def latest_prediction(self) -> Prediction | None:
+        return self.predictions.select_related("model_version").order_by("-id").first()
+
+
+class Skip(models.Model):
+    """A document an annotator skipped: the queue does not offer it to them again."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["document", "user"], name="one_skip_per_user")
+        ]
+
+
+class Prediction(models.Model):
+    """One model version's answer for one document: what pre-annotation and selection read."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        "learner.ModelVersion", on_delete=models.CASCADE, related_name="predictions"
+    )
+    spans = models.JSONField(default=list)  # [{"start", "end", "label", "score"}]
+    mean_entropy = models.FloatField()
+    max_entropy = models.FloatField()
+    least_confidence = models.FloatField()
+    mnlp = models.FloatField()
+    embedding = models.BinaryField(blank=True, default=b"")  # float32, little-endian
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["document", "model_version"], name="one_prediction_per_version"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["model_version", "mean_entropy"], name="pred_version_entropy"),
+        ]
+
+    def __str__(self) -> str:
+        return f"prediction of {self.document_id} by {self.model_version_id}"
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.embedding), dtype="<f4")
+
+    @staticmethod
+    def pack(vector) -> bytes:
+        return np.asarray(vector, dtype="<f4").tobytes()
+
+
+class Annotation(models.Model):
+    """The current human answer for a document; ``revision`` counts accepted submissions."""
+
+    document = models.OneToOneField(Document, on_delete=models.CASCADE, related_name="annotation")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="annotations",
+    )
+    spans = models.JSONField(default=list)  # [{"start", "end", "label"}]
+    revision = models.PositiveIntegerField(default=1)
+    validated = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["validated", "updated"], name="annotation_pool"),
+            models.Index(fields=["annotator", "updated"], name="annotation_by_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"annotation of {self.document_id} r{self.revision}"
+
+    @classmethod
+    def _identity(cls, document: Document) -> dict:
+        """The annotation's id and creation time: from the document's cached relation when it
+        was joined in (no query), else from the database."""
+        try:
+            current = document.annotation
+        except cls.DoesNotExist:
+            current = None
+        if current is None:
+            return cls.objects.filter(document=document).values("pk", "created").get()
+        return {"pk": current.pk, "created": current.created}
+
+    @classmethod
+    def submit(
+        cls, document: Document, user, raw_spans, revision: int, validated: bool = True
+    ) -> Annotation:
+        """Store ``user``'s spans if ``revision`` is the current one (0 = none yet).
+
+        Raises E101 (400) for invalid spans and E102 (409) for a stale revision; nothing
+        changes on either. Accepting a submission ends whoever's claim on the document.
+        """
+        try:
+            spans = spans_to_json(document.project.validate_spans(document.text, raw_spans))
+        except SpanError as exc:
+            raise CodedAPIException("E101", str(exc)) from None
+        now = timezone.now()
+        status = Document.Status.VALIDATED if validated else Document.Status.ANNOTATED
+        fields = {"annotator": user, "spans": spans, "validated": validated, "updated": now}
+        # One transaction and no savepoint: on a conflict the exception leaves the block and
+        # everything rolls back, so the request costs as few round trips as it can.
+        with transaction.atomic():
+            if revision == 0:
+                annotation = cls(document=document, revision=1, created=now, **fields)
+                try:
+                    annotation.save(force_insert=True)
+                except IntegrityError:  # someone else's first submission came in before
+                    raise CodedAPIException("E102", status_code=409) from None
+            else:
+                rows = cls.objects.filter(document=document, revision=revision)
+                if not rows.update(revision=revision + 1, **fields):
+                    raise CodedAPIException("E102", status_code=409)
+                identity = cls._identity(document)
+                annotation = cls(document=document, revision=revision + 1, **identity, **fields)
+            Document.objects.filter(pk=document.pk).update(
+                status=status, assignee=None, assigned_until=None
+            )
+        document.status, document.assignee, document.assigned_until = status, None, None
+        return annotation

@@ -1,0 +1,165 @@
+"""Request and response shapes of the annotation API."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from learner.selection import STRATEGIES
+
+from .formats import FORMATS
+from .importing import GOLD_MODES
+from .models import Annotation, Document, Project, ProjectMembership, Role, normalize_labels
+from .tags import SCHEMES
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    labels = serializers.JSONField(
+        required=False,
+        help_text='ordered labels: [{"name": "PER", "color": "#ff4d4f", "hotkey": "1"}, ...]',
+    )
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "description",
+            "labels",
+            "retrain_threshold",
+            "promotion_tolerance",
+            "selection_strategy",
+            "batch_size",
+            "created",
+            "role",
+        ]
+        read_only_fields = ["id", "created", "role"]
+
+    def get_role(self, project) -> str | None:
+        roles = self.context.get("roles") or {}
+        return roles.get(project.pk)
+
+    def validate_labels(self, value):
+        return normalize_labels(value)
+
+    def validate_selection_strategy(self, value):
+        if value not in STRATEGIES:
+            raise serializers.ValidationError(f"unknown strategy; known: {', '.join(STRATEGIES)}")
+        return value
+
+    def validate_promotion_tolerance(self, value):
+        if not 0 <= value <= 1:
+            raise serializers.ValidationError("must be between 0 and 1 (absolute F1)")
+        return value
+
+    def update(self, instance, validated_data):
+        labels = validated_data.pop("labels", None)
+        if labels is not None:
+            instance.set_labels(labels)
+        return super().update(instance, validated_data)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.SlugRelatedField(
+        source="user", slug_field="username", queryset=get_user_model().objects.all()
+    )
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta:
+        model = ProjectMembership
+        fields = ["username", "role", "created"]
+        read_only_fields = ["created"]
+
+
+class DocumentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Document
+        fields = [
+            "id",
+            "text",
+            "meta",
+            "split",
+            "status",
+            "uncertainty",
+            "predicted_by",
+            "priority",
+            "created",
+        ]
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Annotation
+        fields = ["spans", "revision", "validated", "annotator", "created", "updated"]
+
+
+class DocumentDetailSerializer(DocumentSerializer):
+    annotation = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta(DocumentSerializer.Meta):
+        fields = DocumentSerializer.Meta.fields + ["annotation", "prediction"]
+
+    def get_annotation(self, doc) -> dict | None:
+        annotation = getattr(doc, "annotation", None)
+        return None if annotation is None else AnnotationSerializer(annotation).data
+
+    def get_prediction(self, doc) -> dict | None:
+        prediction = doc.latest_prediction()
+        if prediction is None:
+            return None
+        return {
+            "spans": prediction.spans,
+            "model_version": prediction.model_version.version,
+            "mean_entropy": prediction.mean_entropy,
+            "max_entropy": prediction.max_entropy,
+            "least_confidence": prediction.least_confidence,
+            "mnlp": prediction.mnlp,
+            "created": prediction.created,
+        }
+
+
+class DocumentFilterSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=Document.Status.choices, required=False)
+    split = serializers.ChoiceField(choices=Document.Split.choices, required=False)
+    has_prediction = serializers.BooleanField(required=False, allow_null=True, default=None)
+    uncertainty_min = serializers.FloatField(required=False)
+    uncertainty_max = serializers.FloatField(required=False)
+    ordering = serializers.ChoiceField(
+        choices=["id", "-id", "uncertainty", "-uncertainty", "created", "-created"],
+        required=False,
+    )
+
+
+class BulkCreateSerializer(serializers.Serializer):
+    documents = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    split = serializers.ChoiceField(choices=Document.Split.choices, default="train")
+    extend_labels = serializers.BooleanField(default=False)
+
+
+class UploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(choices=sorted(FORMATS), required=False, allow_blank=True)
+    scheme = serializers.ChoiceField(choices=SCHEMES, required=False, allow_blank=True)
+    split = serializers.ChoiceField(choices=Document.Split.choices, default="train")
+    gold = serializers.ChoiceField(choices=GOLD_MODES, default="auto")
+    strict = serializers.BooleanField(
+        default=True, help_text="false: repair ill-formed CoNLL tag sequences instead of refusing"
+    )
+    extend_labels = serializers.BooleanField(default=False)
+
+
+class ImportResultSerializer(serializers.Serializer):
+    documents = serializers.IntegerField()
+    annotated = serializers.IntegerField()
+    labels_added = serializers.ListField(child=serializers.CharField())
+    ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+
+
+class SubmitSerializer(serializers.Serializer):
+    spans = serializers.JSONField()
+    revision = serializers.IntegerField(min_value=0)
+    draft = serializers.BooleanField(default=False)

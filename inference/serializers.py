@@ -1,0 +1,139 @@
+"""Request validation and response shapes of ``POST /api/v1/predict``.
+
+Limits are read from settings at validation time (not at import), so a deployment's
+``NERLOOP_PREDICT_MAX_CHARS``/``NERLOOP_PREDICT_MAX_TEXTS`` and tests' override_settings
+both apply. Responses are built as plain dicts (``prediction_payload``): the serializers below
+them only describe the shape for the OpenAPI schema, keeping per-text overhead small.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from .engine import TextPrediction
+
+
+class StrictTextField(serializers.CharField):
+    """A JSON string and nothing else: DRF's CharField would turn 123 into "123". A lone
+    surrogate (JSON allows the escape "\\ud800") is refused too: it cannot be stored or
+    rendered as UTF-8, so an entity containing it would fail only after the model ran."""
+
+    default_error_messages = {"surrogate": "the text contains an unpaired surrogate code point"}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("trim_whitespace", False)  # offsets are into the text as sent
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            data.encode("utf-8")
+        except UnicodeEncodeError:
+            self.fail("surrogate")
+        return super().to_internal_value(data)
+
+
+def _check_length(text: str, where: str) -> None:
+    limit = settings.PREDICT_MAX_CHARS
+    if len(text) > limit:
+        raise serializers.ValidationError(
+            f"{where} has {len(text)} characters; the limit is {limit}"
+        )
+
+
+class PredictRequestSerializer(serializers.Serializer):
+    text = StrictTextField(required=False, help_text="one text; give this or texts")
+    texts = serializers.ListField(
+        child=StrictTextField(),
+        required=False,
+        allow_empty=False,
+        help_text="several texts, answered in order; give this or text",
+    )
+    project = serializers.IntegerField(
+        required=False,
+        help_text="answer with this project's active model (any role in the project may ask)",
+    )
+
+    def validate_text(self, value: str) -> str:
+        _check_length(value, "text")
+        return value
+
+    def validate_texts(self, value: list[str]) -> list[str]:
+        limit = settings.PREDICT_MAX_TEXTS
+        if len(value) > limit:
+            raise serializers.ValidationError(f"{len(value)} texts sent; the limit is {limit}")
+        for index, text in enumerate(value):
+            _check_length(text, f"texts[{index}]")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        given = [name for name in ("text", "texts") if name in self.initial_data]
+        if len(given) != 1:
+            problem = "both" if given else "neither"
+            raise serializers.ValidationError(
+                f"send exactly one of 'text' and 'texts' ({problem} given)"
+            )
+        return attrs
+
+
+class EntitySerializer(serializers.Serializer):
+    text = serializers.CharField()
+    label = serializers.CharField()
+    start = serializers.IntegerField(help_text="first character, in code points")
+    end = serializers.IntegerField(help_text="one past the last character (exclusive)")
+    score = serializers.FloatField(
+        help_text="geometric mean of the CRF marginals of the span's tags on the best path"
+    )
+
+
+class UncertaintySerializer(serializers.Serializer):
+    mean_entropy = serializers.FloatField()
+    max_entropy = serializers.FloatField()
+    least_confidence = serializers.FloatField(help_text="1 - P(best tag path)")
+    mnlp = serializers.FloatField(help_text="log P(best tag path) / length")
+
+
+class TextResultSerializer(serializers.Serializer):
+    entities = EntitySerializer(many=True)
+    uncertainty = UncertaintySerializer()
+
+
+class PredictResponseSerializer(TextResultSerializer):
+    model_version = serializers.CharField()
+    took_ms = serializers.FloatField()
+
+
+class PredictBatchResponseSerializer(serializers.Serializer):
+    results = TextResultSerializer(many=True)
+    model_version = serializers.CharField()
+    took_ms = serializers.FloatField()
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    detail = serializers.JSONField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorBodySerializer()
+
+
+def prediction_payload(prediction: TextPrediction) -> dict:
+    """One text's entities and uncertainty, JSON-ready."""
+    return {
+        "entities": [
+            {
+                "text": e.text,
+                "label": e.label,
+                "start": e.start,
+                "end": e.end,
+                "score": round(e.score, 4),
+            }
+            for e in prediction.entities
+        ],
+        "uncertainty": {key: round(value, 6) for key, value in prediction.uncertainty.items()},
+    }

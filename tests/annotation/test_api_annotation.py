@@ -1,0 +1,126 @@
+"""GET/POST /projects/{id}/documents/{doc}/annotation: validation and stale revisions."""
+
+import pytest
+
+from annotation.models import Annotation, Document
+from tests.base import ROLES, expected
+
+pytestmark = pytest.mark.django_db
+
+PER = {"start": 0, "end": 2, "label": "PER"}
+LOC = {"start": 3, "end": 5, "label": "LOC"}
+
+
+def url(world, doc) -> str:
+    return f"/api/v1/projects/{world.project.pk}/documents/{doc.pk}/annotation"
+
+
+def submit(world, doc, spans, revision, role="annotator", **extra):
+    body = {"spans": spans, "revision": revision, **extra}
+    return world.api(role).post(url(world, doc), body, format="json")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_annotation_submit_permissions(world, role):
+    doc = world.document()
+    response = submit(world, doc, [PER], 0, role=role)
+    assert response.status_code == expected(("admin", "annotator"), role, 200)
+    assert Annotation.objects.filter(document=doc).exists() == (role in ("admin", "annotator"))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_annotation_read_permissions(world, role):
+    doc = world.document()
+    response = world.api(role).get(url(world, doc))
+    assert response.status_code == expected(("admin", "annotator"), role, 200)
+    if response.status_code == 200:
+        assert response.json()["revision"] == 0
+
+
+def test_annotation_submit_of_another_projects_document_is_not_found(world):
+    doc = world.document(project=world.other_project)
+    assert submit(world, doc, [PER], 0).status_code == 404
+    assert not Annotation.objects.exists()
+
+
+def test_annotation_submit_stores_validated_spans_and_bumps_revision(world):
+    doc = world.document()
+    first = submit(world, doc, [LOC, PER], 0)
+    assert first.status_code == 200, first.json()
+    assert first.json()["revision"] == 1
+    assert first.json()["spans"] == [PER, LOC]  # sorted
+    assert first.json()["validated"] is True
+    second = submit(world, doc, [[0, 2, "ORG"]], 1, role="admin")
+    assert second.status_code == 200
+    annotation = Annotation.objects.get(document=doc)
+    assert annotation.revision == 2
+    assert annotation.annotator == world.admin
+    assert annotation.spans == [{"start": 0, "end": 2, "label": "ORG"}]
+    assert Document.objects.get(pk=doc.pk).status == "validated"
+
+
+def test_annotation_submit_with_a_stale_revision_is_a_conflict(world):
+    doc = world.document()
+    assert submit(world, doc, [PER], 0).status_code == 200
+    assert submit(world, doc, [LOC], 1, role="admin").status_code == 200
+    stale = submit(world, doc, [], 1)
+    assert stale.status_code == 409
+    assert stale.json()["error"]["code"] == "E102"
+    again_first = submit(world, doc, [], 0)
+    assert again_first.status_code == 409
+    assert Annotation.objects.get(document=doc).spans == [LOC]
+
+
+def test_annotation_submit_draft_is_not_validated(world):
+    doc = world.document()
+    response = submit(world, doc, [PER], 0, draft=True)
+    assert response.status_code == 200
+    assert response.json()["validated"] is False
+    assert Document.objects.get(pk=doc.pk).status == "annotated"
+
+
+@pytest.mark.parametrize(
+    ("spans", "problem"),
+    [
+        ([{"start": 0, "end": 99, "label": "PER"}], "outside the text"),
+        ([{"start": -1, "end": 1, "label": "PER"}], "outside the text"),
+        ([{"start": 0, "end": 2, "label": "GPE"}], "not in the schema"),
+        ([PER, {"start": 1, "end": 3, "label": "LOC"}], "overlap"),
+        ([{"start": 2, "end": 2, "label": "PER"}], "empty"),
+        ([{"start": "0", "end": 2, "label": "PER"}], "integers"),
+        ([{"start": 0, "label": "PER"}], "integers"),
+        ("PER", "list"),
+    ],
+)
+def test_annotation_submit_rejects_invalid_spans(world, spans, problem):
+    doc = world.document()
+    submit(world, doc, [PER], 0)
+    response = submit(world, doc, spans, 1)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "E101"
+    assert problem in response.json()["error"]["detail"]
+    annotation = Annotation.objects.get(document=doc)
+    assert (annotation.revision, annotation.spans) == (1, [PER])
+
+
+def test_annotation_submit_counts_code_points_not_utf16_units(world):
+    doc = world.document("😀张三𠮷在北京")
+    response = submit(world, doc, [{"start": 1, "end": 3, "label": "PER"}, [5, 7, "LOC"]], 0)
+    assert response.status_code == 200, response.json()
+    spans = Annotation.objects.get(document=doc).spans
+    assert [doc.text[s["start"] : s["end"]] for s in spans] == ["张三", "北京"]
+
+
+def test_annotation_submit_needs_a_revision(world):
+    doc = world.document()
+    response = world.api("annotator").post(url(world, doc), {"spans": []}, format="json")
+    assert response.status_code == 400
+    assert "revision" in response.json()["error"]["detail"]
+
+
+def test_annotation_submit_ends_the_claim(world):
+    doc = world.document()
+    assert doc.claim(world.annotator)
+    assert submit(world, doc, [PER], 0).status_code == 200
+    doc.refresh_from_db()
+    assert doc.assignee is None and doc.assigned_until is None

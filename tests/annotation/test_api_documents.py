@@ -1,0 +1,185 @@
+import pytest
+
+from annotation.models import Annotation, Document
+from learner.models import ModelVersion
+from tests.base import ROLES, expected
+
+pytestmark = pytest.mark.django_db
+
+
+def url(world, suffix: str = "") -> str:
+    return f"/api/v1/projects/{world.project.pk}/documents{suffix}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_documents_list_permissions(world, role):
+    world.document()
+    world.document("别的项目", project=world.other_project)
+    response = world.api(role).get(url(world))
+    assert response.status_code == expected(("admin", "annotator"), role, 200)
+    if response.status_code == 200:
+        assert [row["text"] for row in response.json()["results"]] == ["张三在北京工作。"]
+
+
+def test_documents_list_filters(world):
+    version = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/x")
+    a = world.document("一", uncertainty=0.1, predicted_by=version, status="predicted")
+    b = world.document("二", uncertainty=0.9, predicted_by=version, status="predicted")
+    c = world.document("三", split="eval")
+    d = world.document("四", status="validated")
+    api = world.api("annotator")
+
+    def ids(query: str) -> list[int]:
+        response = api.get(url(world, query))
+        assert response.status_code == 200, response.json()
+        return [row["id"] for row in response.json()["results"]]
+
+    assert ids("") == [a.pk, b.pk, c.pk, d.pk]
+    assert ids("?status=predicted") == [a.pk, b.pk]
+    assert ids("?split=eval") == [c.pk]
+    assert ids("?has_prediction=true") == [a.pk, b.pk]
+    assert ids("?has_prediction=false") == [c.pk, d.pk]
+    assert ids("?uncertainty_min=0.5") == [b.pk]
+    assert ids("?uncertainty_max=0.5") == [a.pk]
+    assert ids("?has_prediction=true&ordering=-uncertainty") == [b.pk, a.pk]
+    assert ids("?status=validated&split=train") == [d.pk]
+
+
+def test_documents_list_rejects_a_bad_filter(world):
+    response = world.api("annotator").get(url(world, "?status=lost"))
+    assert response.status_code == 400
+    assert "status" in response.json()["error"]["detail"]
+
+
+def test_documents_list_paginates(world):
+    Document.objects.bulk_create(
+        [Document(project=world.project, text=f"第{i}句") for i in range(130)]
+    )
+    first = world.api("annotator").get(url(world)).json()
+    assert first["count"] == 130
+    assert len(first["results"]) == 100
+    second = world.api("annotator").get(first["next"]).json()
+    assert len(second["results"]) == 30
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_documents_bulk_create_permissions(world, role):
+    body = {"documents": [{"text": "李四去了上海。"}]}
+    response = world.api(role).post(url(world), body, format="json")
+    assert response.status_code == expected(("admin",), role, 201)
+    assert Document.objects.filter(text="李四去了上海。").exists() == (role == "admin")
+
+
+def test_documents_bulk_create_stores_gold_spans_as_validated_annotations(world):
+    body = [
+        {"text": "李四去了上海。", "spans": [{"start": 0, "end": 2, "label": "PER"}]},
+        {"text": "今天没有实体。", "spans": []},
+        {"text": "待标注的句子", "meta": {"source": "api"}, "split": "eval"},
+    ]
+    response = world.api("admin").post(url(world), body, format="json")
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    assert (data["documents"], data["annotated"]) == (3, 2)
+    first, second, third = (Document.objects.get(pk=pk) for pk in data["ids"])
+    assert first.status == second.status == "validated"
+    assert first.annotation.spans == [{"start": 0, "end": 2, "label": "PER"}]
+    assert first.annotation.validated and first.annotation.annotator == world.admin
+    assert second.annotation.spans == []
+    assert third.status == "new" and third.split == "eval" and third.meta == {"source": "api"}
+    assert not Annotation.objects.filter(document=third).exists()
+
+
+def test_documents_bulk_create_queues_prediction_after_commit(
+    world, django_capture_on_commit_callbacks
+):
+    body = [{"text": f"第{i}句"} for i in range(300)]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = world.api("admin").post(url(world), body, format="json")
+    assert response.status_code == 201
+    assert len(callbacks) == 2  # 256 + 44 documents
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ({"text": "张三", "spans": [{"start": 0, "end": 5, "label": "PER"}]}, "outside the text"),
+        ({"text": "张三", "spans": [{"start": 0, "end": 2, "label": "GPE"}]}, "not in the schema"),
+        (
+            {"text": "张三丰", "spans": [[0, 2, "PER"], [1, 3, "PER"]]},
+            "overlap",
+        ),
+        ({"text": "张三", "spans": [{"start": 1, "end": 1, "label": "PER"}]}, "empty"),
+        ({"text": ""}, "text is empty"),
+        ({"words": "张三"}, "'text' must be a string"),
+        ("张三", "expected an object"),
+    ],
+)
+def test_documents_bulk_create_rejects_the_whole_batch(world, document, problem):
+    body = [{"text": "好的第一句"}, document]
+    response = world.api("admin").post(url(world), body, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "E103"
+    assert error["detail"]["problems"][0]["document"] == 2
+    assert problem in error["detail"]["problems"][0]["problem"]
+    assert problem in error["detail"]["message"]
+    assert not Document.objects.exists()
+
+
+def test_documents_bulk_create_can_extend_the_schema(world):
+    body = {
+        "documents": [{"text": "在周一开会", "spans": [[1, 3, "TIME"]]}],
+        "extend_labels": True,
+    }
+    response = world.api("admin").post(url(world), body, format="json")
+    assert response.status_code == 201
+    assert response.json()["labels_added"] == ["TIME"]
+    world.project.refresh_from_db()
+    assert world.project.label_names() == ["PER", "LOC", "ORG", "TIME"]
+
+
+def test_documents_bulk_create_rejects_malformed_json(world):
+    response = world.api("admin").post(
+        url(world), data="[{'text': 1", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_documents_detail_permissions(world, role):
+    doc = world.document()
+    response = world.api(role).get(url(world, f"/{doc.pk}"))
+    assert response.status_code == expected(("admin", "annotator"), role, 200)
+
+
+def test_documents_detail_of_another_project_is_not_found(world):
+    doc = world.document(project=world.other_project)
+    assert world.api("admin").get(url(world, f"/{doc.pk}")).status_code == 404
+
+
+def test_documents_detail_shows_annotation_and_latest_prediction(world):
+    from annotation.models import Prediction
+
+    doc = world.document()
+    old = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/a")
+    new = ModelVersion.objects.create(project=world.project, version="v2", bundle_path="/b")
+    for version, spans in (
+        (old, []),
+        (new, [{"start": 0, "end": 2, "label": "PER", "score": 0.9}]),
+    ):
+        Prediction.objects.create(
+            document=doc,
+            model_version=version,
+            spans=spans,
+            mean_entropy=0.1,
+            max_entropy=0.2,
+            least_confidence=0.1,
+            mnlp=-0.1,
+        )
+    Annotation.objects.create(document=doc, annotator=world.annotator, spans=[], revision=3)
+    data = world.api("annotator").get(url(world, f"/{doc.pk}")).json()
+    assert data["prediction"]["model_version"] == "v2"
+    assert data["prediction"]["spans"][0]["label"] == "PER"
+    assert data["annotation"]["revision"] == 3
+    assert data["annotation"]["annotator"] == "annotator"

@@ -1,0 +1,109 @@
+"""GET /projects/{id}/export/{format}: streamed, a fixed number of queries, every format."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from annotation.formats import FORMATS, iter_examples
+from annotation.models import Annotation, Document
+from tests.base import ROLES, expected
+
+pytestmark = pytest.mark.django_db
+
+
+def url(world, fmt: str, query: str = "") -> str:
+    return f"/api/v1/projects/{world.project.pk}/export/{fmt}{query}"
+
+
+def body(response) -> str:
+    assert response.streaming
+    return b"".join(response.streaming_content).decode("utf-8")
+
+
+def fill(world, n: int) -> None:
+    docs = Document.objects.bulk_create(
+        [Document(project=world.project, text=f"张三在北京第{i}次开会。") for i in range(n)]
+    )
+    Annotation.objects.bulk_create(
+        [
+            Annotation(document=doc, spans=[{"start": 0, "end": 2, "label": "PER"}], validated=True)
+            for doc in docs[::2]
+        ]
+    )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_export_permissions(world, role):
+    fill(world, 2)
+    response = world.api(role).get(url(world, "jsonl"))
+    assert response.status_code == expected(("admin",), role, 200)
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_export_round_trips_every_format(world, fmt):
+    world.document("张三在北京。")
+    annotated = world.document("李四去了上海，见到王五。")
+    Annotation.objects.create(
+        document=annotated,
+        spans=[
+            {"start": 0, "end": 2, "label": "PER"},
+            {"start": 4, "end": 6, "label": "LOC"},
+            {"start": 9, "end": 11, "label": "PER"},
+        ],
+    )
+    response = world.api("admin").get(url(world, fmt))
+    assert response.status_code == 200
+    assert "attachment" in response["Content-Disposition"]
+    examples = list(iter_examples(fmt, body(response).splitlines(), "export"))
+    assert [e.text for e in examples] == ["张三在北京。", "李四去了上海，见到王五。"]
+    assert [tuple(s) for s in examples[1].spans] == [(0, 2, "PER"), (4, 6, "LOC"), (9, 11, "PER")]
+    assert examples[0].spans == []
+
+
+def test_export_conll_is_one_character_per_line(world):
+    doc = world.document("王小明在北京")
+    Annotation.objects.create(document=doc, spans=[{"start": 0, "end": 3, "label": "PER"}])
+    lines = body(world.api("admin").get(url(world, "conll"))).splitlines()
+    assert lines[:7] == ["王 B-PER", "小 I-PER", "明 I-PER", "在 O", "北 O", "京 O", ""]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_export_uses_a_fixed_number_of_queries(world, fmt):
+    api = world.api("admin")
+    counts = []
+    for n in (10, 200):
+        Document.objects.all().delete()
+        fill(world, n)
+        with CaptureQueriesContext(connection) as queries:
+            text = body(api.get(url(world, fmt)))
+        assert text.count("会") == n  # once per document in every format
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    assert counts[1] <= 4
+
+
+def test_export_filters_split_and_annotated(world):
+    fill(world, 4)
+    world.document("评测句", split="eval")
+    only_eval = body(world.api("admin").get(url(world, "jsonl", "?split=eval")))
+    assert [json.loads(line)["text"] for line in only_eval.splitlines()] == ["评测句"]
+    annotated = body(world.api("admin").get(url(world, "jsonl", "?annotated=1")))
+    assert len(annotated.splitlines()) == 2
+
+
+def test_export_unknown_format_is_not_found(world):
+    assert world.api("admin").get(url(world, "xml")).status_code == 404
+
+
+def test_export_keeps_document_meta(world):
+    world.document("张三", meta={"source": "新闻", "id": 7})
+    record = json.loads(body(world.api("admin").get(url(world, "jsonl"))))
+    assert record["source"] == "新闻" and record["id"] == 7
+
+
+def test_export_rejects_an_unknown_split(world):
+    response = world.api("admin").get(url(world, "jsonl", "?split=test"))
+    assert response.status_code == 400
+    assert "split" in response.json()["error"]["detail"]

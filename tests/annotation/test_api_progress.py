@@ -1,0 +1,63 @@
+import pytest
+from django.utils import timezone
+
+from annotation.models import Annotation
+from learner.models import ModelVersion
+from tests.base import ROLES, expected
+
+pytestmark = pytest.mark.django_db
+
+
+def url(world) -> str:
+    return f"/api/v1/projects/{world.project.pk}/progress"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_progress_permissions(world, role):
+    response = world.api(role).get(url(world))
+    assert response.status_code == expected(("admin", "annotator"), role, 200)
+
+
+def test_progress_counts(world):
+    version = ModelVersion.objects.create(
+        project=world.project, version="v1", bundle_path="/x", status="active"
+    )
+    world.document("一")
+    world.document("二", status="predicted", predicted_by=version, uncertainty=0.3)
+    world.document("三", status="queued", predicted_by=version, uncertainty=0.5, priority=1)
+    done = world.document("四", status="validated")
+    Annotation.objects.create(document=done, validated=True)
+    world.document("五", split="eval", status="validated")
+    world.document("别处", project=world.other_project)
+    data = world.api("annotator").get(url(world)).json()
+    assert data["documents"] == 5
+    assert data["by_status"] == {
+        "new": 1,
+        "predicted": 1,
+        "queued": 1,
+        "annotated": 0,
+        "validated": 2,
+    }
+    assert data["predicted"] == 2
+    assert data["eval"] == 1
+    assert data["unlabelled_pool"] == 3
+    assert data["queue"] == 1
+    assert data["feedback_pool"] == 1
+    assert data["active_model"] == {"id": version.pk, "version": "v1"}
+
+
+def test_progress_feedback_pool_excludes_what_the_active_model_saw(world):
+    old = world.document("旧", status="validated")
+    Annotation.objects.create(document=old, validated=True)
+    ModelVersion.objects.create(
+        project=world.project,
+        version="v1",
+        bundle_path="/x",
+        status="active",
+        trained_until=timezone.now(),
+    )
+    new = world.document("新", status="validated")
+    Annotation.objects.create(document=new, validated=True)
+    draft = world.document("草稿", status="annotated")
+    Annotation.objects.create(document=draft, validated=False)
+    assert world.api("admin").get(url(world)).json()["feedback_pool"] == 1

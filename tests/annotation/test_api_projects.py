@@ -1,0 +1,149 @@
+import pytest
+
+from annotation.models import Annotation, Project, Role
+from tests.base import ROLES, expected
+
+pytestmark = pytest.mark.django_db
+
+
+def url(project) -> str:
+    return f"/api/v1/projects/{project.pk}"
+
+
+def test_projects_list_shows_only_the_callers_projects(world):
+    response = world.api("annotator").get("/api/v1/projects")
+    assert response.status_code == 200
+    rows = response.json()["results"]
+    assert [(row["name"], row["role"]) for row in rows] == [("A", "annotator")]
+
+
+def test_projects_list_needs_authentication(world):
+    assert world.api("anonymous").get("/api/v1/projects").status_code == 403
+
+
+def test_projects_create_makes_the_caller_admin(world):
+    body = {"name": "新项目", "labels": [{"name": "PER"}, {"name": "ORG", "hotkey": "o"}]}
+    response = world.api("client").post("/api/v1/projects", body, format="json")
+    assert response.status_code == 201, response.json()
+    project = Project.objects.get(pk=response.json()["id"])
+    assert project.role_of(world.client) == Role.ADMIN
+    assert response.json()["role"] == "admin"
+    assert project.label_names() == ["PER", "ORG"]
+    assert all(label["color"].startswith("#") for label in project.labels)
+    assert project.selection_strategy == "entropy_kmeans"
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        ([{"name": "PER"}, {"name": "PER"}], "duplicate"),
+        ([{"name": "B-X Y"}], "invalid name"),
+        ([{"name": "PER", "color": "red"}], "colour"),
+        ([{"name": "PER", "hotkey": "1"}, {"name": "LOC", "hotkey": "1"}], "hotkey"),
+        ("PER", "list"),
+    ],
+)
+def test_projects_create_rejects_a_bad_label_schema(world, labels, problem):
+    response = world.api("admin").post(
+        "/api/v1/projects", {"name": "x", "labels": labels}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "E106"
+    assert problem in response.json()["error"]["detail"]
+
+
+def test_projects_create_rejects_an_unknown_strategy(world):
+    body = {"name": "x", "selection_strategy": "psychic"}
+    response = world.api("admin").post("/api/v1/projects", body, format="json")
+    assert response.status_code == 400
+    assert "selection_strategy" in response.json()["error"]["detail"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_projects_read_permissions(world, role):
+    response = world.api(role).get(url(world.project))
+    assert response.status_code == expected(("admin", "annotator", "client"), role, 200)
+    if response.status_code == 200:
+        assert response.json()["labels"][0]["name"] == "PER"
+        assert response.json()["role"] == role
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_projects_update_permissions(world, role):
+    body = {"retrain_threshold": 7, "promotion_tolerance": 0.02, "batch_size": 5}
+    response = world.api(role).patch(url(world.project), body, format="json")
+    assert response.status_code == expected(("admin",), role, 200)
+    world.project.refresh_from_db()
+    assert (world.project.retrain_threshold == 7) == (role == "admin")
+
+
+def test_projects_update_adds_and_reorders_labels(world):
+    labels = [
+        {"name": "ORG"},
+        {"name": "PER", "color": "#000000"},
+        {"name": "LOC"},
+        {"name": "TIME"},
+    ]
+    response = world.api("admin").patch(url(world.project), {"labels": labels}, format="json")
+    assert response.status_code == 200
+    world.project.refresh_from_db()
+    assert world.project.label_names() == ["ORG", "PER", "LOC", "TIME"]
+    assert world.project.labels[1]["color"] == "#000000"
+
+
+def test_projects_update_refuses_removing_a_used_label(world):
+    doc = world.document()
+    Annotation.objects.create(document=doc, spans=[{"start": 0, "end": 2, "label": "PER"}])
+    labels = [{"name": "LOC"}, {"name": "ORG"}]
+    response = world.api("admin").patch(url(world.project), {"labels": labels}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "E104"
+    assert "PER" in response.json()["error"]["detail"]
+    world.project.refresh_from_db()
+    assert world.project.label_names() == ["PER", "LOC", "ORG"]
+
+
+def test_projects_update_allows_removing_an_unused_label(world):
+    doc = world.document()
+    Annotation.objects.create(document=doc, spans=[{"start": 0, "end": 2, "label": "PER"}])
+    response = world.api("admin").patch(
+        url(world.project), {"labels": [{"name": "PER"}]}, format="json"
+    )
+    assert response.status_code == 200
+    world.project.refresh_from_db()
+    assert world.project.label_names() == ["PER"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_projects_members_permissions(world, role):
+    response = world.api(role).get(f"{url(world.project)}/members")
+    assert response.status_code == expected(("admin",), role, 200)
+    if role == "admin":
+        assert {row["username"]: row["role"] for row in response.json()} == {
+            "admin": "admin",
+            "annotator": "annotator",
+            "client": "client",
+        }
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_projects_members_add_permissions(world, role):
+    body = {"username": "outsider", "role": "annotator"}
+    response = world.api(role).post(f"{url(world.project)}/members", body, format="json")
+    assert response.status_code == expected(("admin",), role, 201)
+    assert (world.project.role_of(world.outsider) == "annotator") == (role == "admin")
+
+
+def test_projects_members_add_changes_an_existing_role(world):
+    body = {"username": "client", "role": "annotator"}
+    response = world.api("admin").post(f"{url(world.project)}/members", body, format="json")
+    assert response.status_code == 201
+    assert world.project.role_of(world.client) == "annotator"
+    assert world.project.memberships.count() == 3
+
+
+def test_projects_superuser_is_admin_everywhere(world):
+    world.outsider.is_superuser = True
+    world.outsider.save()
+    response = world.api("outsider").get(url(world.project))
+    assert response.json()["role"] == "admin"

@@ -1,0 +1,195 @@
+"""The review queue: /queue/next, /queue/{doc}/skip, /queue/{doc}/release."""
+
+import importlib
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from annotation import queue
+from annotation.models import Document, Prediction
+from learner.models import ModelVersion
+from tests.base import ROLES, expected, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def url(world, suffix: str) -> str:
+    return f"/api/v1/projects/{world.project.pk}/queue/{suffix}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_queue_next_permissions(world, role):
+    world.document()
+    response = world.api(role).get(url(world, "next"))
+    assert response.status_code == expected(("admin", "annotator"), role, 200)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("action", ["skip", "release"])
+def test_queue_actions_permissions(world, role, action):
+    doc = world.document()
+    user = world.user(role)
+    if user is not None:
+        Document.objects.filter(pk=doc.pk).update(
+            assignee=user, assigned_until=timezone.now() + timedelta(minutes=5)
+        )
+    response = world.api(role).post(url(world, f"{doc.pk}/{action}"))
+    assert response.status_code == expected(("admin", "annotator"), role, 204)
+
+
+def test_queue_next_gives_the_pre_annotation_and_assigns(world):
+    version = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/x")
+    doc = world.document(uncertainty=0.4, predicted_by=version, status="predicted")
+    spans = [{"start": 0, "end": 2, "label": "PER", "score": 0.8}]
+    Prediction.objects.create(
+        document=doc,
+        model_version=version,
+        spans=spans,
+        mean_entropy=0.4,
+        max_entropy=0.9,
+        least_confidence=0.3,
+        mnlp=-0.2,
+    )
+    response = world.api("annotator").get(url(world, "next"))
+    assert response.status_code == 200
+    data = response.json()
+    assert data["document"]["id"] == doc.pk
+    assert data["prediction"]["spans"] == spans
+    assert data["prediction"]["model_version"] == "v1"
+    assert data["revision"] == 0
+    doc.refresh_from_db()
+    assert doc.assignee == world.annotator
+    assert doc.assigned_until > timezone.now() + timedelta(minutes=20)
+
+
+def test_queue_next_order_selected_then_uncertain_then_oldest(world):
+    new = world.document("新的")
+    sure = world.document("有把握", uncertainty=0.1, status="predicted")
+    unsure = world.document("没把握", uncertainty=0.9, status="predicted")
+    selected = world.document("被选中", uncertainty=0.2, status="queued", priority=5.0)
+    world.document("已标注", status="validated")
+    world.document("评测集", split="eval")
+    users = [make_user(f"a{i}") for i in range(5)]
+    got = [queue.next_document(world.project, user) for user in users]
+    assert got == [selected, unsure, sure, new, None]
+
+
+def test_queue_next_returns_the_callers_current_item_again(world):
+    world.document("一")
+    world.document("二")
+    api = world.api("annotator")
+    first = api.get(url(world, "next")).json()["document"]["id"]
+    assert api.get(url(world, "next")).json()["document"]["id"] == first
+
+
+def test_queue_two_annotators_never_get_the_same_item(world):
+    world.document("一")
+    world.document("二")
+    a = world.api("annotator").get(url(world, "next")).json()["document"]["id"]
+    b = world.api("admin").get(url(world, "next")).json()["document"]["id"]
+    assert a != b
+    assert world.api("outsider").get(url(world, "next")).status_code == 404
+
+
+def test_queue_expired_assignment_is_handed_out_again(world):
+    doc = world.document()
+    assert doc.claim(world.annotator, ttl=timedelta(seconds=-1))
+    response = world.api("admin").get(url(world, "next"))
+    assert response.json()["document"]["id"] == doc.pk
+
+
+def test_queue_empty_is_204(world):
+    world.document(status="validated")
+    assert world.api("annotator").get(url(world, "next")).status_code == 204
+
+
+def test_queue_skip_never_offers_it_again_to_that_annotator(world):
+    doc = world.document("一")
+    api = world.api("annotator")
+    assert api.get(url(world, "next")).json()["document"]["id"] == doc.pk
+    assert api.post(url(world, f"{doc.pk}/skip")).status_code == 204
+    assert api.get(url(world, "next")).status_code == 204
+    assert world.api("admin").get(url(world, "next")).json()["document"]["id"] == doc.pk
+
+
+def test_queue_release_gives_it_back(world):
+    doc = world.document("一")
+    api = world.api("annotator")
+    api.get(url(world, "next"))
+    assert api.post(url(world, f"{doc.pk}/release")).status_code == 204
+    doc.refresh_from_db()
+    assert doc.assignee is None
+    assert world.api("admin").get(url(world, "next")).json()["document"]["id"] == doc.pk
+
+
+@pytest.mark.parametrize("action", ["skip", "release"])
+def test_queue_action_on_an_item_not_yours_is_a_conflict(world, action):
+    doc = world.document("一")
+    world.api("admin").get(url(world, "next"))
+    response = world.api("annotator").post(url(world, f"{doc.pk}/{action}"))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "E105"
+    doc.refresh_from_db()
+    assert doc.assignee == world.admin
+
+
+def test_queue_action_on_another_projects_document_is_not_found(world):
+    doc = world.document(project=world.other_project)
+    assert world.api("annotator").post(url(world, f"{doc.pk}/release")).status_code == 404
+
+
+def test_document_claim_is_exclusive(world):
+    doc = world.document()
+    assert doc.claim(world.annotator)
+    stale_copy = Document.objects.get(pk=doc.pk)
+    assert not stale_copy.claim(world.admin)
+    assert stale_copy.claim(world.annotator)  # renewing your own claim is fine
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queue_concurrent_requests_get_distinct_documents(world):
+    """Eight threads, each its own database connection, ask at once; no document twice
+    (PostgreSQL: SKIP LOCKED; SQLite: transactions take the write lock in turn)."""
+    for i in range(8):
+        world.document(f"第{i}句")
+    users = [make_user(f"u{i}") for i in range(8)]
+    got: list[int | None] = []
+    barrier = threading.Barrier(len(users))
+    lock = threading.Lock()
+
+    def take(user):
+        try:
+            barrier.wait()
+            document = queue.next_document(world.project, user)
+            with lock:
+                got.append(None if document is None else document.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=take, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handed = [pk for pk in got if pk is not None]
+    assert len(handed) == len(set(handed))
+    assert len(handed) == 8
+
+
+def test_queue_order_index_covers_the_open_statuses():
+    migration = importlib.import_module("annotation.migrations.0003_queue_order_index")
+    statuses = "', '".join(Document.OPEN)
+    assert f"status IN ('{statuses}')" in migration.CREATE
+    assert "split = 'train'" in migration.CREATE
+
+
+def test_queue_order_index_exists_on_postgresql(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the index is PostgreSQL-only")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'doc_queue_order'")
+        (definition,) = cursor.fetchone()
+    assert "priority DESC, uncertainty DESC NULLS LAST, id" in definition

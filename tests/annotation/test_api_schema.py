@@ -1,0 +1,25 @@
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+def test_schema_lists_every_annotation_endpoint(world):
+    response = world.api("admin").get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    paths = set(response.json()["paths"])
+    for path in (
+        "/api/v1/projects",
+        "/api/v1/projects/{project_id}",
+        "/api/v1/projects/{project_id}/documents",
+        "/api/v1/projects/{project_id}/documents/upload",
+        "/api/v1/projects/{project_id}/documents/{document_id}/annotation",
+        "/api/v1/projects/{project_id}/queue/next",
+        "/api/v1/projects/{project_id}/queue/{document_id}/skip",
+        "/api/v1/projects/{project_id}/progress",
+        "/api/v1/auth/token",
+    ):
+        assert path in paths, path
+
+
+def test_swagger_ui_is_served(world):
+    assert world.api("admin").get("/api/docs/").status_code == 200

@@ -1,0 +1,180 @@
+"""POST /projects/{id}/documents/upload: files in every format, all-or-nothing validation."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from annotation.formats import FORMATS
+from annotation.models import Annotation, Document
+from tests.base import ROLES, expected
+
+pytestmark = pytest.mark.django_db
+
+CONLL = "张 B-PER\n三 E-PER\n在 O\n北 B-LOC\n京 E-LOC\n\n好 O\n天 O\n"
+JSONL = (
+    '{"text": "张三在北京", "entities": [{"start": 0, "end": 2, "label": "PER"}]}\n'
+    '{"text": "没有标注的句子"}\n'
+)
+CLUENER = '{"text": "浙商银行的叶老桂", "label": {"ORG": {"浙商银行": [[0, 3]]}}}\n'
+LABEL_STUDIO = (
+    '[{"data": {"text": "张三在北京"}, "annotations": [{"result": [{"value": '
+    '{"start": 3, "end": 5, "text": "北京", "labels": ["LOC"]}}]}]}]'
+)
+
+
+def upload(world, role, content: str, name: str, **fields):
+    file = SimpleUploadedFile(name, content.encode("utf-8"))
+    return world.api(role).post(
+        f"/api/v1/projects/{world.project.pk}/documents/upload",
+        {"file": file, **fields},
+        format="multipart",
+    )
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_upload_permissions(world, role):
+    response = upload(world, role, JSONL, "docs.jsonl")
+    assert response.status_code == expected(("admin",), role, 201)
+    assert Document.objects.exists() == (role == "admin")
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "texts", "spans"),
+    [
+        (CONLL, "train.bmes", ["张三在北京", "好天"], [[(0, 2, "PER"), (3, 5, "LOC")], []]),
+        (JSONL, "docs.jsonl", ["张三在北京", "没有标注的句子"], [[(0, 2, "PER")], None]),
+        (CLUENER, "dev.json", ["浙商银行的叶老桂"], [[(0, 4, "ORG")]]),
+        (LABEL_STUDIO, "export.json", ["张三在北京"], [[(3, 5, "LOC")]]),
+    ],
+)
+def test_upload_detects_each_format(world, content, name, texts, spans):
+    response = upload(world, "admin", content, name)
+    assert response.status_code == 201, response.json()
+    documents = list(Document.objects.order_by("id"))
+    assert [doc.text for doc in documents] == texts
+    for doc, expected_spans in zip(documents, spans, strict=True):
+        annotation = Annotation.objects.filter(document=doc).first()
+        if expected_spans is None:
+            assert annotation is None and doc.status == "new"
+            continue
+        assert annotation.validated and doc.status == "validated"
+        assert [(s["start"], s["end"], s["label"]) for s in annotation.spans] == expected_spans
+
+
+def test_upload_covers_every_registered_format():
+    assert set(FORMATS) == {"cluener", "conll", "jsonl", "label_studio"}
+
+
+def test_upload_with_a_named_format_and_scheme(world):
+    content = "张 B-PER\n三 I-PER\n"
+    response = upload(world, "admin", content, "noext", format="conll", scheme="bio")
+    assert response.status_code == 201, response.json()
+    assert Annotation.objects.get().spans == [{"start": 0, "end": 2, "label": "PER"}]
+
+
+def test_upload_gold_none_imports_text_only(world):
+    response = upload(world, "admin", CONLL, "pool.bmes", gold="none", split="train")
+    assert response.status_code == 201
+    assert response.json()["annotated"] == 0
+    assert not Annotation.objects.exists()
+    assert set(Document.objects.values_list("status", flat=True)) == {"new"}
+
+
+def test_upload_to_eval_split(world):
+    response = upload(world, "admin", CONLL, "eval.bmes", split="eval")
+    assert response.status_code == 201
+    assert set(Document.objects.values_list("split", flat=True)) == {"eval"}
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "line", "problem"),
+    [
+        (
+            '{"text": "好"}\n{"text": "张三", "entities": [{"start": 0, "end": 3, "label": "PER"}]}\n',
+            "a.jsonl",
+            2,
+            "outside the text",
+        ),
+        (
+            '{"text": "好"}\n{"text": "张三丰", "entities": [{"start": 0, "end": 2, "label": '
+            '"PER"}, {"start": 1, "end": 3, "label": "PER"}]}\n',
+            "a.jsonl",
+            2,
+            "overlap",
+        ),
+        ('{"text": "好"}\n{"text": "张三"\n', "a.jsonl", 2, "invalid JSON"),
+        ("好 O\n\n张 B-PER\n三 O\n天 E-PER\n", "a.bmes", 4, "never closed"),
+    ],
+)
+def test_upload_rejects_a_bad_file_naming_the_line(world, content, name, line, problem):
+    response = upload(world, "admin", content, name)
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["code"] == "E103"
+    assert error["detail"]["problems"][0]["line"] == line
+    assert problem in error["detail"]["message"]
+    assert name in error["detail"]["message"]
+    assert not Document.objects.exists()
+
+
+def test_upload_rejects_a_label_outside_the_schema_naming_the_document(world):
+    content = JSONL + '{"text": "周一见", "entities": [{"start": 0, "end": 2, "label": "TIME"}]}\n'
+    response = upload(world, "admin", content, "a.jsonl")
+    assert response.status_code == 400
+    problem = response.json()["error"]["detail"]["problems"][0]
+    assert problem["document"] == 3
+    assert "'TIME' is not in the schema" in problem["problem"]
+    assert not Document.objects.exists() and not Annotation.objects.exists()
+
+
+def test_upload_extend_labels_adds_them(world):
+    content = '{"text": "周一见", "entities": [{"start": 0, "end": 2, "label": "TIME"}]}\n'
+    response = upload(world, "admin", content, "a.jsonl", extend_labels="true")
+    assert response.status_code == 201
+    world.project.refresh_from_db()
+    assert "TIME" in world.project.label_names()
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "problem"),
+    [
+        ("\n\n", "blank.jsonl", "no documents"),
+        ("hello", "notes.pdf", "cannot tell the format"),
+        ('{"text": "\udcff"}', "bad.jsonl", "not UTF-8"),
+    ],
+)
+def test_upload_rejects_unreadable_files(world, content, name, problem):
+    file = SimpleUploadedFile(name, content.encode("utf-8", errors="surrogateescape"))
+    response = world.api("admin").post(
+        f"/api/v1/projects/{world.project.pk}/documents/upload", {"file": file}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "E103"
+    assert problem in response.json()["error"]["detail"]["message"]
+    assert not Document.objects.exists()
+
+
+def test_upload_of_the_resume_corpus_keeps_every_sentence(world, datasets_dir):
+    path = datasets_dir / "resume" / "dev.char.bmes"
+    labels = [{"name": n} for n in ("NAME", "ORG", "TITLE", "EDU", "CONT", "PRO", "RACE", "LOC")]
+    world.project.labels = labels
+    world.project.save()
+    with path.open("rb") as handle:
+        response = world.api("admin").post(
+            f"/api/v1/projects/{world.project.pk}/documents/upload",
+            {"file": handle},
+            format="multipart",
+        )
+    assert response.status_code == 201, response.json()
+    assert response.json()["documents"] == 463
+    assert Annotation.objects.filter(validated=True).count() == 463
+
+
+def test_upload_strict_false_repairs_an_open_entity(world):
+    content = "张 B-PER\n三 M-PER\n\n好 O\n"
+    refused = upload(world, "admin", content, "a.bmes")
+    assert refused.status_code == 400
+    response = upload(world, "admin", content, "a.bmes", strict="false")
+    assert response.status_code == 201, response.json()
+    assert Annotation.objects.get(document__text="张三").spans == [
+        {"start": 0, "end": 2, "label": "PER"}
+    ]

@@ -1,0 +1,66 @@
+"""The embedded run's demo corpus, demo project and process commands."""
+
+import json
+import random
+
+import pytest
+
+from annotation.demo import build_corpus, seed
+from annotation.management.commands.run_embedded import Command
+from annotation.models import Annotation, Document
+from annotation.spans import validate_spans
+
+
+def test_demo_corpus_file_is_what_the_builder_writes():
+    lines = build_corpus.CORPUS.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == build_corpus.build()
+
+
+def test_demo_corpus_spans_are_valid_and_cover_three_types():
+    data = seed.corpus()
+    assert 200 <= len(data["train"]) + len(data["eval"]) <= 400
+    assert len(data["eval"]) >= 50
+    labels = set()
+    for example in data["train"] + data["eval"]:
+        assert 5 <= len(example.text) <= 60
+        validate_spans(example.text, example.spans, ["PER", "LOC", "ORG"])
+        labels.update(span.label for span in example.spans)
+    assert labels == {"PER", "LOC", "ORG"}
+    texts = [ex.text for ex in data["train"] + data["eval"]]
+    assert len(texts) == len(set(texts))
+
+
+def test_demo_corpus_slots_land_on_their_names():
+    record = build_corpus.fill("{PER}在{LOC.city}的{ORG.school}读书。", random.Random(3))
+    spans = [(e["start"], e["end"], e["label"]) for e in record["entities"]]
+    assert [label for _, _, label in spans] == ["PER", "LOC", "ORG"]
+    city = record["text"][spans[1][0] : spans[1][1]]
+    school = record["text"][spans[2][0] : spans[2][1]]
+    assert city in build_corpus.CITIES and school in build_corpus.SCHOOLS
+
+
+@pytest.mark.django_db
+def test_demo_project_has_an_unlabelled_pool_and_a_gold_eval_split(
+    world, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        project, created = seed.create_demo_project(world.admin)
+    assert created and callbacks  # prediction of the pool is queued
+    data = seed.corpus()
+    documents = Document.objects.filter(project=project)
+    assert documents.filter(split="train", status="new").count() == len(data["train"])
+    assert documents.filter(split="eval", status="validated").count() == len(data["eval"])
+    assert Annotation.objects.filter(document__project=project).count() == len(data["eval"])
+    assert project.label_names() == ["PER", "LOC", "ORG"]
+    assert project.role_of(world.admin) == "admin"
+    again, created_again = seed.create_demo_project(world.admin)
+    assert again == project and not created_again
+
+
+def test_run_embedded_starts_web_worker_on_both_queues_and_beat():
+    commands = Command().commands("127.0.0.1:8000")
+    assert set(commands) == {"web", "worker", "beat"}
+    worker = commands["worker"]
+    assert worker[worker.index("-Q") + 1] == "inference,training"
+    assert commands["beat"][3:6] == ["-A", "nerloop", "beat"]
+    assert commands["web"][1:4] == ["manage.py", "runserver", "127.0.0.1:8000"]

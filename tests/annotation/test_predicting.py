@@ -1,0 +1,157 @@
+"""Batched prediction of stored documents (the service the inference worker runs)."""
+
+import numpy as np
+import pytest
+from django.test import override_settings
+
+from annotation.models import Document, Prediction
+from annotation.predicting import default_version, predict_documents, serving_version
+from inference import registry
+from inference.engine import ModelBundle
+from learner.models import ModelVersion
+from tests.inference.conftest import build_tiny_bundle
+
+pytestmark = pytest.mark.django_db
+
+TEXTS = ["张三在北京。", "李四去了杭州", "今天很开心", "张小三和李去了北京和杭州。" * 12]
+
+
+@pytest.fixture
+def default_bundle(tmp_path):
+    path = build_tiny_bundle(tmp_path / "default", version="tiny-default")
+    with override_settings(DEFAULT_BUNDLE=str(path)):
+        yield path
+    registry.unload(path)
+
+
+@pytest.fixture
+def project_bundle(tmp_path):
+    path = build_tiny_bundle(tmp_path / "project", version="tiny-project", seed=3)
+    yield path
+    registry.unload(path)
+
+
+def test_predicting_stores_what_the_engine_says(world, default_bundle):
+    docs = [world.document(text) for text in TEXTS]
+    stored = predict_documents(world.project.pk, [d.pk for d in docs], batch=3)
+    assert stored == len(TEXTS)
+    expected = ModelBundle(default_bundle).load().predict(TEXTS)
+    version = ModelVersion.objects.get(project=None)
+    assert version.version == "tiny-default" and version.status == "active"
+    for doc, answer in zip(docs, expected, strict=True):
+        prediction = Prediction.objects.get(document=doc)
+        assert prediction.model_version == version
+        assert [(s["start"], s["end"], s["label"]) for s in prediction.spans] == [
+            (e.start, e.end, e.label) for e in answer.entities
+        ]
+        assert [s["score"] for s in prediction.spans] == pytest.approx(
+            [e.score for e in answer.entities], abs=1e-4
+        )
+        assert prediction.mean_entropy == pytest.approx(answer.uncertainty["mean_entropy"])
+        assert prediction.mnlp == pytest.approx(answer.uncertainty["mnlp"])
+        np.testing.assert_allclose(prediction.vector, answer.embedding, rtol=1e-6)
+        doc.refresh_from_db()
+        assert doc.status == "predicted"
+        assert doc.predicted_by == version
+        assert doc.uncertainty == pytest.approx(answer.uncertainty["mean_entropy"])
+    assert any(Prediction.objects.get(document=docs[0]).spans)
+
+
+def test_predicting_twice_stores_nothing_new(world, default_bundle):
+    docs = [world.document(text) for text in TEXTS[:2]]
+    ids = [d.pk for d in docs]
+    assert predict_documents(world.project.pk, ids) == 2
+    assert predict_documents(world.project.pk, ids) == 0
+    assert Prediction.objects.count() == 2
+
+
+def test_predicting_keeps_the_status_of_annotated_documents(world, default_bundle):
+    doc = world.document(status="validated")
+    predict_documents(world.project.pk, [doc.pk])
+    doc.refresh_from_db()
+    assert doc.status == "validated" and doc.predicted_by is not None
+
+
+def test_predicting_ignores_documents_of_other_projects_and_missing_ones(world, default_bundle):
+    mine = world.document()
+    theirs = world.document(project=world.other_project)
+    assert predict_documents(world.project.pk, [mine.pk, theirs.pk, 999_999]) == 1
+    assert not Prediction.objects.filter(document=theirs).exists()
+    assert predict_documents(999_999, [mine.pk]) == 0
+
+
+def test_predicting_uses_the_projects_active_version(world, default_bundle, project_bundle):
+    active = ModelVersion.objects.create(
+        project=world.project, version="tiny-project", bundle_path=str(project_bundle)
+    )
+    active.activate()
+    assert serving_version(world.project) == active
+    doc = world.document()
+    predict_documents(world.project.pk, [doc.pk])
+    assert Prediction.objects.get(document=doc).model_version == active
+    assert serving_version(world.other_project) == default_version()
+
+
+def test_predicting_a_new_version_adds_a_second_prediction(world, default_bundle, project_bundle):
+    doc = world.document()
+    predict_documents(world.project.pk, [doc.pk])
+    active = ModelVersion.objects.create(
+        project=world.project, version="tiny-project", bundle_path=str(project_bundle)
+    )
+    active.activate()
+    assert predict_documents(world.project.pk, [doc.pk]) == 1
+    doc.refresh_from_db()
+    assert doc.predicted_by == active
+    assert doc.latest_prediction().model_version == active
+    assert Prediction.objects.filter(document=doc).count() == 2
+
+
+def test_predicting_default_version_is_recorded_once(world, default_bundle):
+    assert default_version() == default_version()
+    assert ModelVersion.objects.filter(project=None).count() == 1
+
+
+def test_predicting_without_any_model_raises_model_not_ready(world, tmp_path):
+    doc = world.document()
+    missing = override_settings(DEFAULT_BUNDLE=str(tmp_path / "missing"))
+    with missing, pytest.raises(registry.ModelNotReady):
+        predict_documents(world.project.pk, [doc.pk])
+    assert Document.objects.get(pk=doc.pk).status == "new"
+
+
+def test_model_version_activate_retires_the_previous_one(world):
+    first = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/1")
+    second = ModelVersion.objects.create(project=world.project, version="v2", bundle_path="/2")
+    first.activate()
+    second.activate()
+    first.refresh_from_db()
+    assert (first.status, second.status) == ("retired", "active")
+    assert ModelVersion.active_for(world.project) == second
+
+
+def test_predicting_insert_skips_rows_stored_meanwhile(world, default_bundle):
+    """A redelivered task may find some of its predictions stored by the first delivery."""
+    from annotation.predicting import insert_predictions
+
+    first, second = world.document("一"), world.document("二")
+    version = default_version()
+
+    def rows(*docs):
+        return [
+            Prediction(
+                document=doc,
+                model_version=version,
+                spans=[],
+                mean_entropy=0.1,
+                max_entropy=0.2,
+                least_confidence=0.1,
+                mnlp=-0.1,
+                embedding=Prediction.pack([0.5, 1.5]),
+            )
+            for doc in docs
+        ]
+
+    insert_predictions(rows(first))
+    insert_predictions(rows(first, second))
+    assert Prediction.objects.count() == 2
+    assert list(Prediction.objects.get(document=second).vector) == [0.5, 1.5]
