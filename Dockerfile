@@ -2,8 +2,9 @@
 # docker-compose.yml picks the command. The train extra brings torch 2.13.0 (CPU).
 FROM python:3.11-slim
 
+# Static files live in the image, outside the /data volume: a rebuilt image serves its own.
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    NERLOOP_DATA_DIR=/data
+    NERLOOP_DATA_DIR=/data NERLOOP_STATIC_ROOT=/app/static
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
@@ -13,8 +14,18 @@ COPY inference ./inference
 COPY learner ./learner
 COPY frontend ./frontend
 COPY manage.py ./
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -e '.[train]' \
-    && DEBUG=1 python manage.py collectstatic --noinput
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -e '.[train]'
+
+# Build-time steps only need some SECRET_KEY; the real one comes from the environment.
+# The UI's Chinese catalogues (.mo files are build outputs, not in git) need GNU gettext's
+# msgfmt, removed again afterwards. collectstatic fills NERLOOP_STATIC_ROOT for WhiteNoise,
+# which serves /static/ from gunicorn with DEBUG off.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gettext \
+    && (cd frontend && SECRET_KEY=build-only-secret python ../manage.py compilemessages -v0) \
+    && apt-get purge -y --auto-remove gettext \
+    && rm -rf /var/lib/apt/lists/* \
+    && SECRET_KEY=build-only-secret python manage.py collectstatic --noinput -v0
 
 RUN useradd --create-home --uid 1000 nerloop && mkdir -p /data && chown nerloop /data
 USER nerloop

@@ -22,6 +22,7 @@ from . import exporting, importing, progress, queue
 from .models import Annotation, Document, Project, ProjectMembership, Role
 from .permissions import IsProjectAdmin, IsProjectAnnotator, IsProjectMember
 from .serializers import (
+    ActivitySerializer,
     AnnotationSerializer,
     BulkCreateSerializer,
     DocumentDetailSerializer,
@@ -30,6 +31,7 @@ from .serializers import (
     ImportResultSerializer,
     MemberSerializer,
     ProjectSerializer,
+    QueueNextSerializer,
     SubmitSerializer,
     UploadSerializer,
 )
@@ -201,6 +203,7 @@ QUEUE_ITEM = inline_serializer(
     {
         "document": DocumentSerializer(),
         "assigned_until": serializers.DateTimeField(),
+        "expires_in": serializers.FloatField(),
         "prediction": serializers.JSONField(allow_null=True),
         "annotation": serializers.JSONField(allow_null=True),
         "revision": serializers.IntegerField(),
@@ -209,13 +212,21 @@ QUEUE_ITEM = inline_serializer(
 
 
 class QueueNextView(APIView):
-    """The next document to review, assigned to the caller until it expires; 204 if none."""
+    """The next document to review, assigned to the caller until it expires; 204 if none.
+
+    ``?exclude=<id of the item on screen>`` gives the item after it (at most two held)."""
 
     permission_classes = [IsProjectAnnotator]
 
-    @extend_schema(responses={200: QUEUE_ITEM, 204: OpenApiResponse(description="queue empty")})
+    @extend_schema(
+        parameters=[QueueNextSerializer],
+        responses={200: QUEUE_ITEM, 204: OpenApiResponse(description="queue empty")},
+    )
     def get(self, request, project_id):
-        document = queue.next_document(self.project, request.user)
+        form = QueueNextSerializer(data=request.query_params)
+        form.is_valid(raise_exception=True)
+        exclude = form.validated_data.get("exclude")
+        document = queue.next_document(self.project, request.user, exclude)
         if document is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(queue.item(document))
@@ -254,10 +265,23 @@ class ExportView(APIView):
 
 
 class ProgressView(APIView):
-    """Counts by status, predicted documents, pool and queue sizes, the active model."""
+    """Counts by status, predicted documents, pool and queue sizes, the active model, and
+    the caller's validated annotations today (``done_today``)."""
 
     permission_classes = [IsProjectAnnotator]
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, project_id):
-        return Response(progress.progress(self.project))
+        return Response(progress.progress(self.project, request.user))
+
+
+class ActivityView(APIView):
+    """Validated annotations per annotator per day over the last 30 days: everyone's for
+    admins, an annotator's own for annotators (colleagues' output is not theirs to see)."""
+
+    permission_classes = [IsProjectAnnotator]
+
+    @extend_schema(responses=ActivitySerializer(many=True))
+    def get(self, request, project_id):
+        only = None if self.role == Role.ADMIN else request.user
+        return Response(progress.activity(self.project, only))

@@ -1,8 +1,17 @@
-"""Where a project stands: counts the dashboard and the queue pages show."""
+"""Where a project stands: counts the dashboard and the queue pages show.
+
+Days are calendar days in the server's time zone (``TIME_ZONE``). An annotation counts on
+the day it was last submitted by the user it names: the table keeps one annotation per
+document, so a document re-annotated by someone else moves to them, and gold spans of an
+import count for the user who imported them.
+"""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from learner.models import ModelVersion
@@ -21,7 +30,46 @@ def feedback_pool(project: Project):
     return pool
 
 
-def progress(project: Project) -> dict:
+ACTIVITY_DAYS = 30
+
+
+def day_start(day: date) -> datetime:
+    """Midnight at the start of ``day`` in the server's time zone, as an aware datetime."""
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def done_today(project: Project, user) -> int:
+    """``user``'s validated annotations in ``project`` last submitted today."""
+    return Annotation.objects.filter(
+        document__project=project,
+        annotator=user,
+        validated=True,
+        updated__gte=day_start(timezone.localdate()),
+    ).count()
+
+
+def activity(project: Project, only=None, days: int = ACTIVITY_DAYS) -> list[dict]:
+    """Validated annotations per annotator per day over the last ``days`` days (today
+    included), oldest day first: one aggregate query. ``only``: that user's rows alone."""
+    since = day_start(timezone.localdate() - timedelta(days=days - 1))
+    rows = Annotation.objects.filter(
+        document__project=project, validated=True, annotator__isnull=False, updated__gte=since
+    )
+    if only is not None:
+        rows = rows.filter(annotator=only)
+    grouped = (
+        rows.annotate(day=TruncDate("updated"))
+        .values("day", "annotator__username")
+        .annotate(count=Count("id"))
+        .order_by("day", "annotator__username")
+    )
+    return [
+        {"annotator": row["annotator__username"], "day": row["day"], "count": row["count"]}
+        for row in grouped
+    ]
+
+
+def progress(project: Project, user=None) -> dict:
     rows = Document.objects.filter(project=project)
     by_status = dict(rows.values_list("status").annotate(n=Count("id")).order_by())
     totals = rows.aggregate(
@@ -43,4 +91,5 @@ def progress(project: Project) -> dict:
         "feedback_pool": feedback_pool(project).count(),
         "retrain_threshold": project.retrain_threshold,
         "active_model": None if active is None else {"id": active.pk, "version": active.version},
+        "done_today": None if user is None else done_today(project, user),
     }

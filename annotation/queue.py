@@ -4,10 +4,16 @@ Order: documents selection has ranked (``priority``) first, then the model's lea
 (``uncertainty``), then the rest by age. Handing one out is ``Document.claim``, a
 conditional UPDATE; on PostgreSQL the candidate row is also locked with SKIP LOCKED so two
 annotators asking at once go straight to different rows instead of racing for one.
+
+An annotator may hold two items of a project at once: the one on screen and the next one,
+which the workspace fetches ahead (``exclude`` = the one on screen) so that submitting
+shows the next document without a round trip. Each has its own expiry; a user's requests
+take a lock on their user row, so two tabs asking at once cannot make it three.
 """
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -15,6 +21,9 @@ from django.utils import timezone
 from .models import Document, Project
 
 CLAIM_ATTEMPTS = 8
+# Items one annotator may hold in one project: the current one and the one fetched ahead.
+MAX_HELD = 2
+ORDER = (F("priority").desc(), F("uncertainty").desc(nulls_last=True), "id")
 
 
 def candidates(project: Project, user) -> QuerySet[Document]:
@@ -25,37 +34,66 @@ def candidates(project: Project, user) -> QuerySet[Document]:
         )
         .filter(Q(assignee__isnull=True) | Q(assigned_until__lte=now))
         .exclude(skips__user=user)
-        .order_by(F("priority").desc(), F("uncertainty").desc(nulls_last=True), "id")
+        .order_by(*ORDER)
     )
 
 
-def held_by(project: Project, user) -> Document | None:
-    """The document ``user`` already holds in ``project``, if its claim is still valid."""
-    return (
-        Document.objects.filter(project=project, assignee=user, assigned_until__gt=timezone.now())
-        .filter(status__in=Document.OPEN)
-        .order_by("assigned_until")
-        .first()
-    )
+def held_by(project: Project, user) -> list[Document]:
+    """The open documents ``user`` holds in ``project`` with unexpired claims, in queue
+    order (a stable order, so asking again without ``exclude`` gives the same one)."""
+    rows = Document.objects.filter(
+        project=project, assignee=user, assigned_until__gt=timezone.now()
+    ).filter(status__in=Document.OPEN)
+    return list(rows.order_by(*ORDER)[:MAX_HELD])
 
 
-def next_document(project: Project, user) -> Document | None:
-    """The caller's current item (its claim renewed) or a newly claimed one; None when empty."""
-    held = held_by(project, user)
-    if held is not None and held.claim(user):
-        return held
-    lock = connection.features.has_select_for_update_skip_locked
-    for _ in range(CLAIM_ATTEMPTS):
-        with transaction.atomic():
-            rows = candidates(project, user)
-            if lock:
-                rows = rows.select_for_update(skip_locked=True, of=("self",))
-            document = rows.first()
-            if document is None:
-                return None
-            if document.claim(user):
+def next_document(project: Project, user, exclude: int | None = None) -> Document | None:
+    """An item for ``user``, or None when the queue has nothing for them.
+
+    Without ``exclude``: the caller's current item (its claim renewed) or a newly claimed
+    one. With ``exclude`` (the id of the item the caller has on screen): that item's claim
+    is renewed and another one is given: the one already held ahead, else a newly claimed
+    one. A new claim happens only when the caller holds nothing besides ``exclude``, so no
+    one holds more than ``MAX_HELD`` items of a project.
+    """
+    with transaction.atomic():
+        _lock_user(user)
+        held = held_by(project, user)
+        for document in held:
+            if document.pk == exclude:
+                document.claim(user)
+        for document in held:
+            if document.pk != exclude and document.claim(user):
                 return document
+        return _claim_new(project, user, exclude)
+
+
+def _lock_user(user) -> None:
+    """Serialise one user's queue requests (a row lock on PostgreSQL; SQLite transactions
+    here begin IMMEDIATE, which serialises every writer already)."""
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+
+
+def _claim_new(project: Project, user, exclude: int | None) -> Document | None:
+    lock = connection.features.has_select_for_update_skip_locked
+    rows = candidates(project, user)
+    if exclude is not None:
+        rows = rows.exclude(pk=exclude)
+    if lock:
+        rows = rows.select_for_update(skip_locked=True, of=("self",))
+    for _ in range(CLAIM_ATTEMPTS):
+        document = rows.first()
+        if document is None:
+            return None
+        if document.claim(user):
+            return document
     return None
+
+
+def _seconds_left(document: Document) -> float | None:
+    if document.assigned_until is None:
+        return None
+    return round(max(0.0, (document.assigned_until - timezone.now()).total_seconds()), 3)
 
 
 def item(document: Document) -> dict:
@@ -72,6 +110,9 @@ def item(document: Document) -> dict:
             "uncertainty": document.uncertainty,
         },
         "assigned_until": document.assigned_until,
+        # Seconds the claim has left, free of clock skew: how long a page may keep an item
+        # it fetched ahead before showing it.
+        "expires_in": _seconds_left(document),
         "prediction": None
         if prediction is None
         else {

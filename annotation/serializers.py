@@ -163,3 +163,17 @@ class SubmitSerializer(serializers.Serializer):
     spans = serializers.JSONField()
     revision = serializers.IntegerField(min_value=0)
     draft = serializers.BooleanField(default=False)
+
+
+class QueueNextSerializer(serializers.Serializer):
+    exclude = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="the item on screen: keep it and give (claim) the one after it",
+    )
+
+
+class ActivitySerializer(serializers.Serializer):
+    annotator = serializers.CharField(help_text="username")
+    day = serializers.DateField(help_text="in the server's time zone")
+    count = serializers.IntegerField(help_text="validated annotations last submitted that day")

@@ -13,6 +13,7 @@ urlpatterns = [
     path(f"{PROJECT}", api.ProjectDetailView.as_view(), name="project-detail"),
     path(f"{PROJECT}/members", api.MemberListView.as_view(), name="project-members"),
     path(f"{PROJECT}/progress", api.ProgressView.as_view(), name="project-progress"),
+    path(f"{PROJECT}/activity", api.ActivityView.as_view(), name="project-activity"),
     path(f"{PROJECT}/documents", api.DocumentListView.as_view(), name="document-list"),
     path(f"{PROJECT}/documents/upload", api.DocumentUploadView.as_view(), name="document-upload"),
     path(

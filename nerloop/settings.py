@@ -99,6 +99,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves STATIC_ROOT (filled by collectstatic) from the app server itself, so gunicorn
+    # with DEBUG off needs no separate web server for /static/.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "frontend.middleware.PageLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,7 +156,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Where collectstatic puts the files WhiteNoise serves; the image sets it outside the data
+# volume, so a rebuilt image never serves the previous build's files.
+STATIC_ROOT = Path(env_str("NERLOOP_STATIC_ROOT", str(DATA_DIR / "static"))).resolve()
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 

@@ -1,6 +1,9 @@
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
+from annotation import progress
 from annotation.models import Annotation
 from learner.models import ModelVersion
 from tests.base import ROLES, expected
@@ -61,3 +64,27 @@ def test_progress_feedback_pool_excludes_what_the_active_model_saw(world):
     draft = world.document("草稿", status="annotated")
     Annotation.objects.create(document=draft, validated=False)
     assert world.api("admin").get(url(world)).json()["feedback_pool"] == 1
+
+
+def test_progress_done_today_counts_the_callers_validated_annotations_of_today(world):
+    midnight = progress.day_start(timezone.localdate())
+    for text in ("一", "二"):
+        Annotation.submit(world.document(text), world.annotator, [], revision=0)
+    Annotation.submit(world.document("草稿"), world.annotator, [], revision=0, validated=False)
+    Annotation.submit(world.document("管理员的"), world.admin, [], revision=0)
+    Annotation.submit(world.document("别处", project=world.other_project), world.annotator, [], 0)
+    old = Annotation.submit(world.document("昨天"), world.annotator, [], revision=0)
+    Annotation.objects.filter(pk=old.pk).update(updated=midnight - timedelta(seconds=1))
+    assert world.api("annotator").get(url(world)).json()["done_today"] == 2
+    assert world.api("admin").get(url(world)).json()["done_today"] == 1
+
+
+def test_progress_done_today_starts_at_midnight_in_the_server_time_zone(world, settings):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    midnight = progress.day_start(timezone.localdate())
+    assert midnight.utcoffset() == timedelta(hours=8)
+    before = Annotation.submit(world.document("前"), world.annotator, [], revision=0)
+    after = Annotation.submit(world.document("后"), world.annotator, [], revision=0)
+    Annotation.objects.filter(pk=before.pk).update(updated=midnight - timedelta(minutes=1))
+    Annotation.objects.filter(pk=after.pk).update(updated=midnight + timedelta(minutes=1))
+    assert world.api("annotator").get(url(world)).json()["done_today"] == 1

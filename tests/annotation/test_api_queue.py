@@ -193,3 +193,135 @@ def test_queue_order_index_exists_on_postgresql(db):
         cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'doc_queue_order'")
         (definition,) = cursor.fetchone()
     assert "priority DESC, uncertainty DESC NULLS LAST, id" in definition
+
+
+def held(world, user) -> set[int]:
+    rows = Document.objects.filter(
+        project=world.project, assignee=user, assigned_until__gt=timezone.now()
+    )
+    return set(rows.values_list("pk", flat=True))
+
+
+def take(api, world, exclude=None):
+    """The id ``queue/next`` hands out (None for 204), optionally with ``exclude``."""
+    suffix = "next" if exclude is None else f"next?exclude={exclude}"
+    response = api.get(url(world, suffix))
+    return None if response.status_code == 204 else response.json()["document"]["id"]
+
+
+def test_queue_next_exclude_claims_the_following_item(world):
+    one, two, _three = (world.document(t) for t in ("一", "二", "三"))
+    api = world.api("annotator")
+    assert take(api, world) == one.pk
+    assert take(api, world, exclude=one.pk) == two.pk
+    assert held(world, world.annotator) == {one.pk, two.pk}
+    # Asking again gives the same two: the current one first, the one ahead after it.
+    assert take(api, world) == one.pk
+    assert take(api, world, exclude=one.pk) == two.pk
+    assert take(api, world, exclude=two.pk) == one.pk
+
+
+@pytest.mark.parametrize("exclude", ["first", "second", "unheld", "missing"])
+def test_queue_next_never_holds_more_than_two(world, exclude):
+    docs = [world.document(f"第{i}句") for i in range(5)]
+    api = world.api("annotator")
+    take(api, world)
+    take(api, world, exclude=docs[0].pk)
+    pick = {"first": docs[0].pk, "second": docs[1].pk, "unheld": docs[3].pk, "missing": 10**9}
+    for _ in range(3):
+        assert take(api, world, exclude=pick[exclude]) in {docs[0].pk, docs[1].pk}
+    assert held(world, world.annotator) == {docs[0].pk, docs[1].pk}
+    assert queue.MAX_HELD == 2
+
+
+def test_queue_item_held_ahead_goes_to_no_one_else(world):
+    one, two, three = (world.document(t) for t in ("一", "二", "三"))
+    api = world.api("annotator")
+    take(api, world)
+    take(api, world, exclude=one.pk)
+    other = world.api("admin")
+    assert take(other, world) == three.pk
+    assert take(other, world, exclude=three.pk) is None  # 204: nothing else is free
+    assert held(world, world.admin) == {three.pk}
+    assert two.pk in held(world, world.annotator)
+
+
+def test_queue_after_submitting_the_item_held_ahead_comes_next(world):
+    one, two, three = (world.document(t) for t in ("一", "二", "三"))
+    api = world.api("annotator")
+    take(api, world)
+    take(api, world, exclude=one.pk)
+    body = {"spans": [], "revision": 0}
+    annotation_url = f"/api/v1/projects/{world.project.pk}/documents/{one.pk}/annotation"
+    assert api.post(annotation_url, body, format="json").status_code == 200
+    assert held(world, world.annotator) == {two.pk}
+    assert take(api, world) == two.pk
+    assert take(api, world, exclude=two.pk) == three.pk
+    assert held(world, world.annotator) == {two.pk, three.pk}
+
+
+@pytest.mark.parametrize("action", ["skip", "release"])
+@pytest.mark.parametrize("which", [0, 1])
+def test_queue_skip_and_release_work_on_either_held_item(world, action, which):
+    docs = [world.document(t) for t in ("一", "二", "三")]
+    api = world.api("annotator")
+    take(api, world)
+    take(api, world, exclude=docs[0].pk)
+    gone, kept = docs[which], docs[1 - which]
+    assert api.post(url(world, f"{gone.pk}/{action}")).status_code == 204
+    assert held(world, world.annotator) == {kept.pk}
+    following = take(api, world, exclude=kept.pk)
+    # A released item is free again and first in line; a skipped one is never offered again.
+    assert following == (gone.pk if action == "release" else docs[2].pk)
+
+
+def test_queue_next_exclude_renews_the_claim_on_the_item_on_screen(world):
+    one = world.document("一")
+    world.document("二")
+    assert one.claim(world.annotator, ttl=timedelta(seconds=30))
+    take(world.api("annotator"), world, exclude=one.pk)
+    one.refresh_from_db()
+    assert one.assigned_until > timezone.now() + timedelta(minutes=20)
+
+
+def test_queue_item_says_how_long_its_claim_lasts(world):
+    world.document("一")
+    data = world.api("annotator").get(url(world, "next")).json()
+    assert 1790 < data["expires_in"] <= 1800
+
+
+@pytest.mark.parametrize("bad", ["abc", "0", "-3", "1.5"])
+def test_queue_next_exclude_must_be_a_document_id(world, bad):
+    world.document("一")
+    response = world.api("annotator").get(url(world, f"next?exclude={bad}"))
+    assert response.status_code == 400
+    assert "exclude" in str(response.json())
+    assert held(world, world.annotator) == set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queue_concurrent_requests_of_one_user_hold_at_most_two(world):
+    """Six tabs of one annotator ask for the item after the same one at once: the user-row
+    lock makes them take turns, so one new item is claimed and the others get it too."""
+    docs = [world.document(f"第{i}句") for i in range(8)]
+    assert docs[0].claim(world.annotator)
+    got: list[int | None] = []
+    barrier = threading.Barrier(6)
+    lock = threading.Lock()
+
+    def ask():
+        try:
+            barrier.wait()
+            document = queue.next_document(world.project, world.annotator, exclude=docs[0].pk)
+            with lock:
+                got.append(None if document is None else document.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert got == [docs[1].pk] * 6
+    assert held(world, world.annotator) == {docs[0].pk, docs[1].pk}

@@ -16,6 +16,7 @@ def test_schema_lists_every_annotation_endpoint(world):
         "/api/v1/projects/{project_id}/queue/next",
         "/api/v1/projects/{project_id}/queue/{document_id}/skip",
         "/api/v1/projects/{project_id}/progress",
+        "/api/v1/projects/{project_id}/activity",
         "/api/v1/auth/token",
     ):
         assert path in paths, path

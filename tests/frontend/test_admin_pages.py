@@ -32,12 +32,12 @@ def test_login_language_switch_and_logout(page, live_server, world):
     assert page.inner_text(".mainnav a[href='/']") == "项目"
     assert page.inner_text(".project-card .project-name") == "A"
     shot(page, "home")
-    page.select_option("#lang-select", "en")
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # the form posts, then redirects back here
+        page.select_option("#lang-select", "en")
     assert page.inner_text(".mainnav a[href='/']") == "Projects"
     assert page.inner_text(".project-card .project-role") == "annotator"
-    page.select_option("#lang-select", "zh-hans")
-    page.wait_for_load_state("load")
+    with page.expect_navigation():  # the form posts, then redirects back here
+        page.select_option("#lang-select", "zh-hans")
     assert page.inner_text(".mainnav a[href='/']") == "项目"
 
     page.click("#logout-button")

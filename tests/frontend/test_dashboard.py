@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from django.utils import timezone
 
 from annotation.models import Annotation, Document
 from learner.models import ModelVersion, TrainingRun
@@ -132,3 +133,31 @@ def test_dashboard_annotator_sees_no_admin_controls(page, live_server, world, fi
     )
     assert status == 403
     assert not TrainingRun.objects.exists()
+
+
+def test_dashboard_annotations_per_annotator_per_day(page, live_server, world):
+    for i in range(3):
+        Annotation.submit(world.document(f"标注员的第{i}句。"), world.annotator, [], revision=0)
+    for i in range(2):
+        Annotation.submit(world.document(f"管理员的第{i}句。"), world.admin, [], revision=0)
+    today = timezone.localdate().isoformat()
+
+    def table() -> tuple[list[str], list[list[str]]]:
+        page.wait_for_selector("#per-day-body tr")
+        head = page.locator("#per-day-head th").all_inner_texts()
+        rows = [
+            row.locator("td").all_inner_texts() for row in page.locator("#per-day-body tr").all()
+        ]
+        return head[1:], rows
+
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    assert table() == (["admin", "annotator"], [[today, "2", "3"]])
+    assert not page.is_visible("#per-day-scope")
+    assert not page.is_visible("#per-day-empty")
+    shot(page, "dashboard-activity")
+
+    login(page, live_server, "annotator")  # annotators see their own column only
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    assert table() == (["annotator"], [[today, "3"]])
+    assert page.is_visible("#per-day-scope")

@@ -8,6 +8,7 @@ import statistics
 import pytest
 
 from annotation.models import Annotation, Document
+from tests.base import wait_for
 from tests.frontend.conftest import login, make_version, queue_document, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -162,6 +163,9 @@ def test_workspace_enter_accepts_the_pre_annotation_and_threshold_control(
 
 
 def test_workspace_next_document_within_200ms(page, live_server, world, model):
+    """Submit -> next document on screen, measured from the keydown to the frame after the
+    swap. The next item was fetched ahead (queue/next?exclude=...), so the only request on
+    that path is the submission itself: none to queue/next may start in between."""
     docs = [
         queue_document(
             world.project,
@@ -188,20 +192,22 @@ def test_workspace_next_document_within_200ms(page, live_server, world, model):
                     new MutationObserver((_, observer) => {
                         if (view.dataset.docId && view.dataset.docId !== from) {
                             observer.disconnect();
-                            requestAnimationFrame(() => resolve(performance.now() - t0));
+                            const t1 = performance.now();
+                            const asked = performance.getEntriesByType('resource').filter(
+                                (e) => e.name.includes('/queue/next') &&
+                                       e.startTime >= t0 && e.startTime <= t1).length;
+                            requestAnimationFrame(() => resolve(
+                                {ms: performance.now() - t0, queueRequests: asked}));
                         }
                     }).observe(view, {attributes: true, attributeFilter: ['data-doc-id']});
                 });
             }"""
         )
         page.keyboard.press("Enter")
-        timings.append(page.evaluate("window.__swap"))
+        swap = page.evaluate("window.__swap")
+        assert swap["queueRequests"] == 0, "the next document was not fetched ahead"
+        timings.append(swap["ms"])
         assert shown_doc(page) != before
-    print(
-        page.evaluate(
-            "performance.getEntriesByType('resource').filter(e => e.name.includes('/api/')).slice(-6).map(e => [e.name.split('/api/v1/')[1], Math.round(e.startTime), Math.round(e.duration)])"
-        )
-    )
     print(
         "\nsubmit -> next document on screen (ms): "
         + ", ".join(f"{t:.1f}" for t in timings)
@@ -209,6 +215,32 @@ def test_workspace_next_document_within_200ms(page, live_server, world, model):
     )
     assert statistics.median(timings) < 200, timings
     assert Annotation.objects.filter(document__in=docs).count() == 7
+    page.wait_for_function("document.getElementById('stat-done-today').textContent === '7'")
+
+
+def test_workspace_holds_the_next_item_ahead_and_no_more(page, live_server, world, model):
+    first, second, third = (
+        queue_document(world.project, model, text, [], 0.9 - i / 10)
+        for i, text in enumerate(["张三在北京。", "李四在上海。", "王五在杭州。"])
+    )
+
+    def held() -> list[int]:
+        rows = Document.objects.filter(assignee=world.annotator).order_by("id")
+        return list(rows.values_list("pk", flat=True))
+
+    open_workspace(page, live_server, world)
+    assert shown_doc(page) == first.pk
+    wait_for(lambda: held() == [first.pk, second.pk], timeout=5)
+    assert page.inner_text("#stat-done-today") == "0"
+    page.wait_for_timeout(300)
+    page.keyboard.press("s")  # skipping moves on to the item held ahead as well
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId === '{second.pk}'")
+    wait_for(lambda: held() == [second.pk, third.pk], timeout=5)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId === '{third.pk}'")
+    page.wait_for_function("document.getElementById('stat-done-today').textContent === '1'")
+    wait_for(lambda: held() == [third.pk], timeout=5)  # nothing left to fetch ahead
 
 
 def test_workspace_conflict_and_validation_errors_in_words(page, live_server, world, model):

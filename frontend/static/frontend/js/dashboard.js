@@ -479,6 +479,7 @@
     $("nav-project-name").textContent = state.project.name;
     state.isAdmin = state.project.role === "admin";
     N.revealAdmin(state.isAdmin);
+    $("per-day-scope").hidden = state.isAdmin; // the API gives annotators their own rows only
     state.colours = N.labelColours(state.project.labels || []);
     await refresh();
     schedule();

@@ -3,8 +3,12 @@
  * State is a list of spans in code points ({start, end, label, score, suggested}); every
  * change goes through change() so undo/redo is a stack of snapshots. The model's
  * pre-annotation arrives as "suggested" spans (dashed); Enter submits what is on screen, so
- * accepting a correct pre-annotation is one keystroke. The next queue item is fetched while
- * the annotator works on this one, so submitting swaps documents without a round trip.
+ * accepting a correct pre-annotation is one keystroke.
+ *
+ * Prefetch: once a document is on screen the page asks queue/next?exclude=<its id>, which
+ * claims the following item for this annotator too (the server holds at most two per
+ * person, each with its own expiry). Submitting or skipping then shows that item as soon as
+ * the server has accepted the decision, without waiting for another queue/next.
  */
 (function () {
   "use strict";
@@ -24,6 +28,8 @@
 
   // Enter within this many ms of a document appearing is a double press, not a decision.
   const FRESH_MS = 250;
+  // An item fetched ahead is shown only while its claim has at least this long left.
+  const PREFETCH_MARGIN_MS = 60_000;
 
   const state = {
     labels: [], // [{name, color, hotkey}]
@@ -43,12 +49,13 @@
     untouched: false, // the document on screen came after a submission, and nothing was done yet
     submitting: false,
     loading: false,
-    doneToday: null,
+    upcoming: null, // Promise of {item, usableUntil} | null: the item fetched ahead
   };
 
   const endpoints = {
     project: () => `projects/${projectId}`,
-    next: () => `projects/${projectId}/queue/next`,
+    next: (exclude) =>
+      `projects/${projectId}/queue/next` + (exclude ? `?exclude=${encodeURIComponent(exclude)}` : ""),
     submit: (docId) => `projects/${projectId}/documents/${docId}/annotation`,
     skip: (docId) => `projects/${projectId}/queue/${docId}/skip`,
     progress: () => `projects/${projectId}/progress`,
@@ -534,16 +541,47 @@
     view.focus({ preventScroll: true });
   }
 
-  function fetchNext() {
-    return N.api.get(endpoints.next()).then(
+  function fetchNext(exclude) {
+    return N.api.get(endpoints.next(exclude)).then(
       (data) => (data && (data.document || data.id) ? data : null),
     );
+  }
+
+  /** Claim and fetch the item after the one on screen, in the background. */
+  function prefetch() {
+    const current = state.item && (state.item.document || state.item);
+    if (!current) {
+      state.upcoming = null;
+      return;
+    }
+    const asked = performance.now();
+    state.upcoming = fetchNext(current.id).then(
+      (item) => {
+        if (!item) return null;
+        const left = typeof item.expires_in === "number" ? item.expires_in * 1000 : 0;
+        return { item, usableUntil: asked + left - PREFETCH_MARGIN_MS };
+      },
+      () => null, // a failed prefetch only costs the fast path: advance() asks again
+    );
+  }
+
+  /** The item fetched ahead, if it came, is another document and its claim is still good. */
+  async function takeUpcoming(previousId) {
+    const pending = state.upcoming;
+    state.upcoming = null;
+    if (!pending) return null;
+    const got = await pending;
+    if (!got || performance.now() > got.usableUntil) return null;
+    const doc = got.item.document || got.item;
+    return doc.id === previousId ? null : got.item;
   }
 
   async function refreshProgress() {
     try {
       const data = await N.api.get(endpoints.progress());
-      if (typeof data.done_today === "number") $("stat-done-today").textContent = String(data.done_today);
+      if (typeof data.done_today === "number") {
+        $("stat-done-today").textContent = String(data.done_today);
+      }
       // What the queue can still hand out: open documents of the train split.
       $("stat-left").textContent = String(data.unlabelled_pool ?? "–");
     } catch (err) {
@@ -552,15 +590,20 @@
     }
   }
 
+  /** Show the next item: the one fetched ahead when it is good, else ask the queue. */
   async function advance() {
-    let item;
-    try {
-      item = await fetchNext();
-    } catch (err) {
-      sayError(err);
-      return;
+    const previous = state.item && (state.item.document || state.item).id;
+    let item = await takeUpcoming(previous);
+    if (!item) {
+      try {
+        item = await fetchNext();
+      } catch (err) {
+        sayError(err);
+        return;
+      }
     }
     showItem(item);
+    prefetch();
     refreshProgress();
   }
 
