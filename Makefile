@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup browser messages run test lint bench clean
+.PHONY: setup browser messages run test lint bench simulate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: setup browser messages lint
 bench: setup
 	DEBUG=1 $(BIN)/python -m bench.engine
 	DEBUG=1 $(BIN)/python -m bench.platform
+	DEBUG=1 $(BIN)/python -m bench.selection
+	DEBUG=1 $(BIN)/python -m bench.retraining
+
+# The active-learning target table (docs/active_learning.md): CLUENER2020 and Resume, 3 repeats.
+simulate: setup
+	DEBUG=1 $(BIN)/python manage.py simulate_al --corpus cluener --corpus resume --repeats 3 \
+		--jobs 2 --out bench/results/simulate_al
 
 clean:
 	rm -rf $(VENV) var bench/results

@@ -78,7 +78,7 @@ RETRAIN_CHECK_SECONDS = env_int("NERLOOP_RETRAIN_CHECK_SECONDS", 60, minimum=1)
 # 2-core machine shared with web and inference workers two of them ran epochs 15x slower.
 TRAIN_THREADS = env_int("NERLOOP_TRAIN_THREADS", 1, minimum=1)
 # Milliseconds a web process trusts its cached "which version is active" answer (hot-swap).
-ACTIVE_MODEL_TTL_MS = env_int("NERLOOP_ACTIVE_MODEL_TTL_MS", 1000)
+ACTIVE_MODEL_TTL_MS = env_int("NERLOOP_ACTIVE_MODEL_TTL_MS", 500)
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,0 +1,341 @@
+"""Engine benchmark: train on the shared corpora, export bundles, measure F1 and speed.
+
+``python -m bench.engine`` (``make bench``) prints two tables and writes
+``bench/results/engine.json``; bundles land in ``bench/results/bundles/<dataset>`` (git-ignored)
+for others to reuse (``--reuse`` skips training where a bundle is already there).
+
+Splits (the models are judged on text they never saw, model selection included):
+- cluener: train minus a held-out slice (early stopping) -> dev (the official test has no labels)
+- resume: train -> dev for early stopping -> test
+- msra: msra/dev.bio minus a held-out slice (early stopping) -> test.bio
+
+Speed is measured end to end: featurisation, the network and CRF decoding. Torch eager uses
+its own batched Viterbi (``TrainedModel.predict``); ONNX goes through ``inference.engine``
+(numpy Viterbi, marginals, windows), fp32 and INT8, the serving path itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from annotation.formats import read_file
+
+RESULTS = Path(__file__).resolve().parent / "results"
+HOLDOUT = 500  # sentences kept out of training for early stopping (cluener, msra)
+
+TARGETS = {
+    "cluener": {"f1": 72.0, "train_seconds": 900},
+    "resume": {"f1": 94.5},
+    "msra": {"f1": 72.4},
+    "int8_f1_drop": 0.5,
+    "int8_vs_torch_b64": 3.0,
+    "engine_chars_per_s_b64": 100_000,
+    "p99_ms": 5.0,
+}
+BUDGETS = {"cluener": 870.0, "resume": 600.0, "msra": 600.0}
+
+
+def default_datasets_dir() -> Path:
+    env = os.environ.get("NERLOOP_DATASETS_DIR")
+    return (
+        Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+    )
+
+
+def load_splits(name: str, root: Path, seed: int = 13) -> dict:
+    """train / stop (early stopping) / eval examples, and the eval split's name."""
+    if name == "cluener":
+        train = read_file(root / "cluener2020" / "train.json")
+        rng = random.Random(seed)
+        order = list(range(len(train)))
+        rng.shuffle(order)
+        held = set(order[:HOLDOUT])
+        return {
+            "train": [ex for i, ex in enumerate(train) if i not in held],
+            "stop": [train[i] for i in sorted(held)],
+            "eval": read_file(root / "cluener2020" / "dev.json"),
+            "eval_name": "dev",
+            "stop_name": f"train hold-out ({HOLDOUT})",
+        }
+    if name == "resume":
+        folder = root / "resume"
+        # train.char.bmes has one ORG entity cut by a sentence break; repair it, as documented
+        return {
+            "train": read_file(folder / "train.char.bmes", strict=False),
+            "stop": read_file(folder / "dev.char.bmes", strict=False),
+            "eval": read_file(folder / "test.char.bmes", strict=False),
+            "eval_name": "test",
+            "stop_name": "dev",
+        }
+    if name == "msra":
+        pool = read_file(root / "msra" / "dev.bio")
+        rng = random.Random(seed)
+        order = list(range(len(pool)))
+        rng.shuffle(order)
+        held = set(order[:HOLDOUT])
+        return {
+            "train": [ex for i, ex in enumerate(pool) if i not in held],
+            "stop": [pool[i] for i in sorted(held)],
+            "eval": read_file(root / "msra" / "test.bio"),
+            "eval_name": "test",
+            "stop_name": f"dev.bio hold-out ({HOLDOUT})",
+        }
+    raise ValueError(f"unknown dataset {name!r} (cluener, resume, msra)")
+
+
+def file_mb(path: Path) -> float:
+    return round(path.stat().st_size / 1e6, 2) if path.exists() else float("nan")
+
+
+def train_one(name: str, arch: str, splits: dict, args) -> dict:
+    from learner.export import export_bundle
+    from learner.training import TrainOptions, train
+
+    folder = RESULTS / "bundles" / (name if arch == "bilstm_crf" else f"{name}-{arch}")
+    if args.reuse and (folder / "metrics.json").exists():
+        print(f"[{name}/{arch}] reusing {folder}")
+    else:
+        budget = args.budget if args.budget is not None else BUDGETS[name]
+        options = TrainOptions(
+            epochs=args.epochs,
+            time_budget=budget,
+            seed=args.seed,
+            threads=args.threads,
+            progress=not args.quiet,
+            patience=args.patience,
+        )
+        print(
+            f"[{name}/{arch}] train {len(splits['train'])} sentences, early stopping on "
+            f"{splits['stop_name']}, evaluation on {splits['eval_name']}, budget {budget:.0f}s"
+        )
+        trained = train(splits["train"], splits["stop"], arch, options)
+        export_bundle(
+            trained,
+            folder,
+            {"stop": splits["stop"], splits["eval_name"]: splits["eval"]},
+            version=f"bench-{name}-{arch}",
+            overwrite=True,
+            extra_config={"dataset": name, "eval_split": splits["eval_name"]},
+        )
+    config = json.loads((folder / "config.json").read_text("utf-8"))
+    metrics = json.loads((folder / "metrics.json").read_text("utf-8"))
+    training = config.get("training", {})
+    return {
+        "dataset": name,
+        "arch": arch,
+        "eval_split": metrics["split"],
+        "epochs": training.get("epochs"),
+        "best_epoch": training.get("best_epoch"),
+        "train_seconds": round(training.get("train_seconds", float("nan")), 1),
+        "size_fp32_mb": file_mb(folder / "model.onnx"),
+        "size_int8_mb": file_mb(folder / "model.int8.onnx"),
+        "f1": round(metrics["f1"] * 100, 2),
+        "f1_int8": round(metrics["int8"]["f1"] * 100, 2) if "int8" in metrics else None,
+        "precision": round(metrics["precision"] * 100, 2),
+        "recall": round(metrics["recall"] * 100, 2),
+        "per_type_f1": {k: round(v["f1"] * 100, 2) for k, v in metrics["per_type"].items()},
+        "bundle": str(folder),
+    }
+
+
+def _rate(run, batches: list[list[str]], repeat_seconds: float) -> tuple[float, float]:
+    """Sentences/s and characters/s of ``run`` over ``batches`` (repeated to fill the time)."""
+    run(batches[0])  # warm-up
+    sentences = chars = 0
+    started = time.perf_counter()
+    while True:
+        for batch in batches:
+            run(batch)
+            sentences += len(batch)
+            chars += sum(map(len, batch))
+        elapsed = time.perf_counter() - started
+        if elapsed >= repeat_seconds:
+            return sentences / elapsed, chars / elapsed
+
+
+def measure_speed(folder: Path, texts: list[str], args) -> dict:
+    import torch
+
+    from inference.engine import ModelBundle
+    from learner.training import TrainedModel
+
+    eager = TrainedModel.load(folder)
+    engines = {
+        "onnx_fp32": ModelBundle(folder, int8=False, threads=args.threads, batch_size=64).load(),
+        "onnx_int8": ModelBundle(folder, int8=True, threads=args.threads, batch_size=64).load(),
+    }
+    runners = {"torch_eager": lambda batch: eager.predict(batch, batch_size=64)}
+    for key, engine in engines.items():
+        runners[key] = engine.predict
+    rows = []
+    torch_threads = sorted({1, args.threads})
+    for batch_size in (1, 64):
+        count = args.speed_sentences if batch_size == 64 else args.speed_sentences // 4
+        sample = texts[:count]
+        batches = [sample[i : i + batch_size] for i in range(0, len(sample), batch_size)]
+        for key, run in runners.items():
+            # torch gets its best thread count: an OpenMP pool on busy cores can be far slower
+            # than one thread, and the comparison must not profit from that
+            tries = []
+            for threads in torch_threads if key == "torch_eager" else [args.threads]:
+                if key == "torch_eager":
+                    torch.set_num_threads(threads)
+                tries.append((*_rate(run, batches, args.speed_seconds), threads))
+            sent_s, char_s, threads = max(tries)
+            rows.append(
+                {
+                    "runtime": key,
+                    "batch": batch_size,
+                    "threads": threads,
+                    "sentences_per_s": round(sent_s, 1),
+                    "chars_per_s": round(char_s),
+                    "tries": [{"threads": t, "chars_per_s": round(c)} for _, c, t in tries],
+                }
+            )
+            print(
+                f"  {key:<12} batch {batch_size:>2} threads {threads}: {sent_s:9.1f} "
+                f"sentences/s {char_s:11.0f} chars/s"
+            )
+    latency = {}
+    for key, engine in engines.items():
+        for text in texts[:20]:
+            engine.predict([text])
+        samples = []
+        for text in texts[: args.latency_sentences]:
+            started = time.perf_counter()
+            engine.predict([text])
+            samples.append((time.perf_counter() - started) * 1000)
+        latency[key] = {
+            "p50_ms": round(float(np.percentile(samples, 50)), 3),
+            "p99_ms": round(float(np.percentile(samples, 99)), 3),
+            "mean_ms": round(statistics.fmean(samples), 3),
+            "sentences": len(samples),
+            "mean_chars": round(
+                statistics.fmean(len(t) for t in texts[: args.latency_sentences]), 1
+            ),
+        }
+    return {"throughput": rows, "latency": latency}
+
+
+def print_tables(training: list[dict], speed: dict | None) -> None:
+    head = (
+        f"{'dataset':<8} {'arch':<16} {'split':<5} {'epochs':>6} {'best':>4} {'train s':>8} "
+        f"{'fp32 MB':>8} {'int8 MB':>8} {'F1 fp32':>8} {'F1 int8':>8} {'target':>7}"
+    )
+    print("\n" + head + "\n" + "-" * len(head))
+    for row in training:
+        target = TARGETS.get(row["dataset"], {}).get("f1", float("nan"))
+        print(
+            f"{row['dataset']:<8} {row['arch']:<16} {row['eval_split']:<5} {row['epochs']:>6} "
+            f"{row['best_epoch']:>4} {row['train_seconds']:>8.0f} {row['size_fp32_mb']:>8.2f} "
+            f"{row['size_int8_mb']:>8.2f} {row['f1']:>8.2f} {row['f1_int8'] or float('nan'):>8.2f} "
+            f"{target:>7.1f}"
+        )
+    if not speed:
+        return
+    head = f"{'runtime':<12} {'batch':>5} {'threads':>7} {'sentences/s':>12} {'chars/s':>10}"
+    print(f"\nthroughput on {speed['texts']} ({speed['bundle']})\n{head}\n" + "-" * len(head))
+    for row in speed["throughput"]:
+        print(
+            f"{row['runtime']:<12} {row['batch']:>5} {row.get('threads', '')!s:>7} "
+            f"{row['sentences_per_s']:>12.1f} "
+            f"{row['chars_per_s']:>10}"
+        )
+    for key, row in speed["latency"].items():
+        print(
+            f"latency {key}: one sentence (mean {row['mean_chars']} chars) p50 {row['p50_ms']} ms, "
+            f"p99 {row['p99_ms']} ms over {row['sentences']} sentences"
+        )
+    print(f"int8 vs torch eager at batch 64: {speed['int8_vs_torch_b64']:.2f}x")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="cluener,resume,msra")
+    parser.add_argument("--archs", default="bilstm_crf", help="comma-separated architectures")
+    parser.add_argument("--budget", type=float, default=None, help="seconds per model")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reuse", action="store_true", help="reuse bundles already written")
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--speed-dataset", default="cluener")
+    parser.add_argument("--speed-sentences", type=int, default=1024)
+    parser.add_argument("--speed-seconds", type=float, default=5.0)
+    parser.add_argument("--latency-sentences", type=int, default=1000)
+    parser.add_argument("--data", type=Path, default=None, help="shared datasets folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    root = args.data or default_datasets_dir()
+    if not root.is_dir():
+        print(f"datasets folder {root} not found (set NERLOOP_DATASETS_DIR)", file=sys.stderr)
+        return 2
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out_path = RESULTS / "engine.json"
+    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
+    datasets = [d for d in args.datasets.split(",") if d]
+    archs = [a for a in args.archs.split(",") if a]
+    training = []
+    all_splits = {}
+    for name in datasets:
+        all_splits[name] = load_splits(name, root, args.seed)
+        for arch in archs:
+            training.append(train_one(name, arch, all_splits[name], args))
+    speed = None
+    if not args.no_speed:
+        name = args.speed_dataset
+        folder = RESULTS / "bundles" / name
+        if not (folder / "manifest.json").exists():
+            print(
+                f"no bundle at {folder} for the speed tables; train {name} first", file=sys.stderr
+            )
+        else:
+            splits = all_splits.get(name) or load_splits(name, root, args.seed)
+            texts = [ex.text for ex in splits["eval"]]
+            random.Random(args.seed).shuffle(texts)
+            print(
+                f"\nspeed on {len(texts)} {name} {splits['eval_name']} sentences, {args.threads} threads"
+            )
+            speed = measure_speed(folder, texts, args)
+            speed["bundle"] = str(folder)
+            speed["texts"] = f"{name} {splits['eval_name']} sentences, shuffled"
+            b64 = {r["runtime"]: r["chars_per_s"] for r in speed["throughput"] if r["batch"] == 64}
+            speed["int8_vs_torch_b64"] = b64["onnx_int8"] / b64["torch_eager"]
+    # datasets not run this time keep their previous rows, so partial runs add up
+    keep = [
+        row
+        for row in previous.get("training", [])
+        if (row["dataset"], row["arch"]) not in {(r["dataset"], r["arch"]) for r in training}
+    ]
+    result = {
+        "training": keep + training,
+        "speed": speed or previous.get("speed"),
+        "targets": TARGETS,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "threads": args.threads,
+            "load_average_at_end": os.getloadavg(),
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+        },
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    out_path.write_text(json.dumps(result, indent=2, ensure_ascii=False), "utf-8")
+    print_tables(result["training"], result["speed"])
+    print(f"\nwritten {out_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

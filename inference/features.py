@@ -1,0 +1,419 @@
+"""Model inputs from raw text: character ids, character-bigram ids and lexicon flags.
+
+Training and serving both call ``Featurizer.encode``, so the two can never disagree about
+what a model sees. numpy only: serving must not import torch. Everything works on whole
+batches at once (one flat code-point array per batch), because per-character Python loops
+would cost more than the model itself.
+
+Tokens are the text's Unicode code points, one per character, so row ``i`` of every array is
+character ``i`` of the text (whitespace, emoji and characters outside the BMP included).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+PAD, UNK = 0, 1
+PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
+BIGRAM_END = "</s>"  # the bigram of a text's last character is that character + this marker
+END_CODEPOINT = 0x110000  # one past the last Unicode code point, stands for BIGRAM_END
+CODEPOINT_BITS = 21
+
+# jieba's part-of-speech tags folded into the gazetteer's types.
+LEXICON_TYPES = ("nr", "ns", "nt", "nz", "other")
+_JIEBA_TYPE = {"nr": "nr", "nrt": "nr", "nrfg": "nr", "ns": "ns", "nt": "nt", "nz": "nz"}
+WORD_COLUMNS = "BMES"  # flag columns per type: first, middle, last character, single-char word
+
+# Fixed odd multipliers of the polynomial window hash (any odd 64-bit constants would do;
+# they only have to be the same in training and serving, so they are part of the format).
+_MULTIPLIERS = np.array(
+    [
+        0x9E3779B97F4A7C15,
+        0xBF58476D1CE4E5B9,
+        0x94D049BB133111EB,
+        0xD6E8FEB86659FD93,
+        0xA0761D6478BD642F,
+        0xE7037ED1A0B428DB,
+        0x8EBC6AF09C88C6E3,
+        0x589965CC75374CC3,
+    ],
+    dtype=np.uint64,
+)
+MAX_WORD_LEN = len(_MULTIPLIERS)
+
+
+def codepoints(text: str) -> np.ndarray:
+    """The text's code points as uint32 (lone surrogates kept, as Python indexes them)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def normalize(cps: np.ndarray) -> np.ndarray:
+    """Fold full-width ASCII to half-width and Latin capitals to lower case, one code point
+    to one, so offsets never move. Chinese text mixes both spellings freely."""
+    out = cps.astype(np.int64, copy=True)
+    wide = (out >= 0xFF01) & (out <= 0xFF5E)
+    out[wide] -= 0xFEE0
+    out[out == 0x3000] = 0x20
+    upper = (out >= 0x41) & (out <= 0x5A)
+    out[upper] += 0x20
+    return out
+
+
+def normalize_text(text: str) -> str:
+    return (
+        normalize(codepoints(text)).astype(np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    )
+
+
+def jieba_dictionary_path() -> Path:
+    """The dictionary that ships inside the installed jieba package (no network, no jieba
+    import: the file is all we need)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("jieba")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("jieba is not installed; its dict.txt is the default lexicon")
+    return Path(spec.origin).parent / "dict.txt"
+
+
+# Lexicons built from bundle files, by (sha256 of the file, typed); read-only once built.
+_LEXICON_CACHE: dict[tuple[str, bool], Lexicon] = {}
+_LEXICON_CACHE_SIZE = 4
+_LEXICON_LOCK = threading.Lock()
+
+
+class Lexicon:
+    """A typed gazetteer matched by hashing every text window of each word length and looking
+    the hashes up in one sorted array per length (vectorised, no per-character Python)."""
+
+    def __init__(self, entries: Iterable[tuple[str, str]], typed: bool = True):
+        self.typed = typed
+        self.types: tuple[str, ...] = LEXICON_TYPES if typed else ("word",)
+        pairs = [(w, k) for w, k in entries if w and "\n" not in w]
+        # one normalisation call for all words: it maps code points one to one, never to "\n"
+        keys = normalize_text("\n".join(w for w, _ in pairs)).split("\n") if pairs else []
+        words: dict[str, str] = {}
+        for key, (_, kind) in zip(keys, pairs, strict=True):
+            if 1 <= len(key) <= MAX_WORD_LEN and key not in words:
+                words[key] = kind if kind in LEXICON_TYPES else "other"
+        self.entries = words
+        self.lengths = sorted({len(w) for w in words})
+        all_cps = codepoints("".join(words)) if words else np.zeros(0, np.uint32)
+        self._chars = np.unique(all_cps.astype(np.int64))  # lexicon-local ids are index + 1
+        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        type_index = {name: i for i, name in enumerate(self.types)}
+        for length in self.lengths:
+            group = [w for w in words if len(w) == length]
+            cps = codepoints("".join(group)).astype(np.int64).reshape(len(group), length)
+            ids = np.searchsorted(self._chars, cps) + 1
+            hashes = np.zeros(len(group), dtype=np.uint64)
+            for k in range(length):
+                hashes += ids[:, k].astype(np.uint64) * _MULTIPLIERS[k]
+            kinds = np.array([type_index[words[w]] if typed else 0 for w in group], dtype=np.int64)
+            order = np.argsort(hashes, kind="stable")
+            self._tables[length] = (hashes[order], kinds[order])
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @classmethod
+    def from_jieba(
+        cls,
+        path: str | os.PathLike | None = None,
+        min_len: int = 2,
+        max_len: int = 6,
+        min_freq: int = 1,
+        typed: bool = True,
+    ) -> Lexicon:
+        """jieba's dict.txt lines are ``word frequency pos``; POS nr/nrt/nrfg become ``nr``."""
+        source = Path(path) if path else jieba_dictionary_path()
+        entries = []
+        with open(source, encoding="utf-8") as handle:
+            for line in handle:
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                word = parts[0]
+                if not min_len <= len(word) <= max_len:
+                    continue
+                try:
+                    freq = int(parts[1])
+                except ValueError:
+                    continue
+                if freq < min_freq:
+                    continue
+                pos = parts[2] if len(parts) > 2 else ""
+                entries.append((word, _JIEBA_TYPE.get(pos, "other")))
+        return cls(entries, typed=typed)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, typed: bool = True) -> Lexicon:
+        """The lexicon file's entries. Built lexicons are shared by content (sha256): every
+        retrained bundle of a project carries the same gazetteer, and building one takes
+        seconds, which a hot-swap to the new version should not pay again."""
+        data = Path(path).read_bytes()
+        key = (hashlib.sha256(data).hexdigest(), typed)
+        with _LEXICON_LOCK:
+            cached = _LEXICON_CACHE.get(key)
+        if cached is not None:
+            return cached
+        entries = []
+        for line in data.decode("utf-8").split("\n"):
+            if line:
+                word, _, kind = line.partition("\t")
+                entries.append((word, kind or "other"))
+        lexicon = cls(entries, typed=typed)
+        with _LEXICON_LOCK:
+            _LEXICON_CACHE[key] = lexicon
+            while len(_LEXICON_CACHE) > _LEXICON_CACHE_SIZE:
+                _LEXICON_CACHE.pop(next(iter(_LEXICON_CACHE)))
+        return lexicon
+
+    def write(self, path: str | os.PathLike) -> None:
+        with open(path, "w", encoding="utf-8") as handle:
+            for word, kind in self.entries.items():
+                handle.write(f"{word}\t{kind}\n")
+
+    @property
+    def dim(self) -> int:
+        return len(self.types) * len(WORD_COLUMNS)
+
+    def flags(self, cps: np.ndarray, text_ids: np.ndarray) -> np.ndarray:
+        """[N, dim] float32 B/M/E/S flags per type for a flat batch of normalised code points;
+        ``text_ids`` says which text each position belongs to (windows never cross texts)."""
+        n = len(cps)
+        out = np.zeros((n, self.dim), dtype=np.float32)
+        if n == 0 or not self.lengths:
+            return out
+        pos = np.searchsorted(self._chars, cps)
+        pos_clipped = np.minimum(pos, len(self._chars) - 1)
+        ids = np.where(self._chars[pos_clipped] == cps, pos + 1, 0).astype(np.uint64)
+        missing = np.concatenate(([0], np.cumsum(ids == 0)))
+        hashes = np.zeros(n, dtype=np.uint64)
+        cols = len(WORD_COLUMNS)
+        for length in range(1, max(self.lengths) + 1):
+            windows = n - length + 1
+            if windows <= 0:
+                break
+            hashes = hashes[:windows] + ids[length - 1 :] * _MULTIPLIERS[length - 1]
+            if length not in self._tables:
+                continue
+            table, kinds = self._tables[length]
+            slot = np.minimum(np.searchsorted(table, hashes), len(table) - 1)
+            hit = (table[slot] == hashes) & (missing[length:] - missing[:windows] == 0)
+            if length > 1:
+                hit &= text_ids[:windows] == text_ids[length - 1 :]
+            starts = np.nonzero(hit)[0]
+            if not len(starts):
+                continue
+            base = kinds[slot[starts]] * cols
+            if length == 1:
+                out[starts, base + 3] = 1.0
+                continue
+            out[starts, base] = 1.0
+            out[starts + length - 1, base + 2] = 1.0
+            for k in range(1, length - 1):
+                out[starts + k, base + 1] = 1.0
+        return out
+
+
+class Featurizer:
+    """Texts -> the arrays a bundle's ONNX graph takes (``chars``, ``bigrams``, ``lexicon``,
+    ``lengths``). Vocabularies come from training data; index 0 pads, index 1 is unknown."""
+
+    def __init__(
+        self,
+        chars: Sequence[str],
+        bigrams: Sequence[str] | None = None,
+        lexicon: Lexicon | None = None,
+        max_len: int = 256,
+    ):
+        if list(chars[:2]) != [PAD_TOKEN, UNK_TOKEN]:
+            raise ValueError("a character vocabulary starts with <pad>, <unk>")
+        self.chars = list(chars)
+        self.bigrams = list(bigrams) if bigrams is not None else None
+        self.lexicon = lexicon
+        self.max_len = max_len
+        self._char_keys, self._char_ids = _index(
+            (i, int(ord(c))) for i, c in enumerate(self.chars) if i >= 2
+        )
+        if self.bigrams is not None:
+            if self.bigrams[:2] != [PAD_TOKEN, UNK_TOKEN]:
+                raise ValueError("a bigram vocabulary starts with <pad>, <unk>")
+            self._bigram_keys, self._bigram_ids = _index(
+                (i, _bigram_key(b)) for i, b in enumerate(self.bigrams) if i >= 2
+            )
+
+    # ---- building -------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        texts: Iterable[str],
+        *,
+        min_char_count: int = 1,
+        min_bigram_count: int = 1,
+        bigrams: bool = True,
+        lexicon: Lexicon | None = None,
+        max_len: int = 256,
+        base: Featurizer | None = None,
+    ) -> Featurizer:
+        """Vocabularies from ``texts``. With ``base`` the old vocabularies keep their indexes
+        and new items are appended, so a warm-started model keeps its embedding rows."""
+        char_counts: Counter[str] = Counter()
+        bigram_counts: Counter[str] = Counter()
+        for text in texts:
+            norm = normalize_text(text)
+            char_counts.update(norm)
+            if bigrams and norm:
+                bigram_counts.update(norm[i : i + 2] for i in range(len(norm) - 1))
+                bigram_counts[norm[-1] + BIGRAM_END] += 1
+        chars = list(base.chars) if base else [PAD_TOKEN, UNK_TOKEN]
+        known = set(chars)
+        chars += sorted(
+            c
+            for c, n in char_counts.items()
+            if n >= min_char_count and c not in known and not 0xD800 <= ord(c) <= 0xDFFF
+        )
+        bigram_list = None
+        if base is not None and base.bigrams is not None:
+            bigram_list = list(base.bigrams)
+        elif bigrams and base is None:
+            bigram_list = [PAD_TOKEN, UNK_TOKEN]
+        if bigram_list is not None:
+            known = set(bigram_list)
+            bigram_list += sorted(
+                b
+                for b, n in bigram_counts.items()
+                if n >= min_bigram_count and b not in known and not _has_surrogate(b)
+            )
+        if base is not None:
+            lexicon, max_len = base.lexicon, base.max_len
+        return cls(chars, bigram_list, lexicon, max_len=max_len)
+
+    # ---- encoding -------------------------------------------------------------------------
+
+    @property
+    def input_names(self) -> list[str]:
+        names = ["chars"]
+        if self.bigrams is not None:
+            names.append("bigrams")
+        if self.lexicon is not None:
+            names.append("lexicon")
+        return names + ["lengths"]
+
+    @property
+    def lexicon_dim(self) -> int:
+        return self.lexicon.dim if self.lexicon is not None else 0
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Padded ``[batch, time]`` arrays (``lexicon`` is ``[batch, time, dim]``) and
+        ``lengths``. An empty text gets length 0 and one padding position."""
+        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+        batch = len(texts)
+        width = max(1, int(lengths.max())) if batch else 1
+        cps = normalize(codepoints("".join(texts)))
+        text_ids = np.repeat(np.arange(batch), lengths)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if batch else lengths
+        cols = np.arange(len(cps)) - starts[text_ids]
+
+        def padded(values: np.ndarray, dtype, extra: tuple = ()) -> np.ndarray:
+            out = np.zeros((batch, width, *extra), dtype=dtype)
+            out[text_ids, cols] = values
+            return out
+
+        result = {"chars": padded(_lookup(self._char_keys, self._char_ids, cps), np.int64)}
+        if self.bigrams is not None:
+            following = np.empty_like(cps)
+            following[:-1] = cps[1:]
+            ends = np.cumsum(lengths)[lengths > 0] - 1
+            following[ends] = END_CODEPOINT
+            keys = (cps << CODEPOINT_BITS) | following
+            result["bigrams"] = padded(_lookup(self._bigram_keys, self._bigram_ids, keys), np.int64)
+        if self.lexicon is not None:
+            flags = self.lexicon.flags(cps, text_ids)
+            result["lexicon"] = padded(flags, np.float32, (self.lexicon.dim,))
+        result["lengths"] = lengths
+        return result
+
+    # ---- persistence ----------------------------------------------------------------------
+
+    def config(self) -> dict:
+        """The ``features`` entry of a bundle's config.json."""
+        return {
+            "inputs": self.input_names,
+            "chars": len(self.chars),
+            "bigrams": len(self.bigrams) if self.bigrams is not None else 0,
+            "lexicon": self.lexicon is not None,
+            "lexicon_typed": bool(self.lexicon and self.lexicon.typed),
+            "lexicon_types": list(self.lexicon.types) if self.lexicon else [],
+            "lexicon_columns": WORD_COLUMNS,
+            "lexicon_dim": self.lexicon_dim,
+            "max_len": self.max_len,
+            "normalize": "fullwidth-ascii,lowercase-latin",
+        }
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Write vocab.json, lexicon.txt (the words in use, so a bundle does not need jieba)
+        and the ``features`` key of config.json (other keys of an existing file are kept)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        vocab = {"chars": self.chars, "bigrams": self.bigrams or []}
+        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
+        if self.lexicon is not None:
+            self.lexicon.write(folder / "lexicon.txt")
+        config_path = folder / "config.json"
+        config = json.loads(config_path.read_text("utf-8")) if config_path.exists() else {}
+        config["features"] = self.config()
+        config.setdefault("max_len", self.max_len)
+        config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), "utf-8")
+
+    @classmethod
+    def from_bundle(cls, folder: str | os.PathLike) -> Featurizer:
+        folder = Path(folder)
+        config = json.loads((folder / "config.json").read_text("utf-8"))
+        features = config["features"]
+        vocab = json.loads((folder / "vocab.json").read_text("utf-8"))
+        lexicon = None
+        if features.get("lexicon"):
+            lexicon = Lexicon.read(
+                folder / "lexicon.txt", typed=features.get("lexicon_typed", True)
+            )
+        bigrams = vocab["bigrams"] if "bigrams" in features.get("inputs", []) else None
+        max_len = int(config.get("max_len", features.get("max_len", 256)))
+        return cls(vocab["chars"], bigrams, lexicon, max_len=max_len)
+
+
+def _has_surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _bigram_key(bigram: str) -> int:
+    first = ord(bigram[0])
+    second = END_CODEPOINT if bigram[1:] == BIGRAM_END else ord(bigram[1])
+    if len(bigram) != 2 and bigram[1:] != BIGRAM_END:
+        raise ValueError(f"bad bigram vocabulary entry {bigram!r}")
+    return (first << CODEPOINT_BITS) | second
+
+
+def _index(pairs: Iterable[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted keys and the vocabulary index of each, for vectorised lookup."""
+    items = sorted(pairs, key=lambda pair: pair[1])
+    ids = np.array([i for i, _ in items], dtype=np.int64)
+    keys = np.array([k for _, k in items], dtype=np.int64)
+    return keys, ids
+
+
+def _lookup(keys: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if not len(keys):
+        return np.full(len(values), UNK, dtype=np.int64)
+    slot = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.where(keys[slot] == values, ids[slot], UNK)

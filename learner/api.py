@@ -1,0 +1,92 @@
+"""REST endpoints of the learning loop (mounted under /api/v1/projects/{id}/).
+
+Starting a run and choosing the served version are for project admins; annotators and admins
+read runs, versions and metrics; clients (predict only) and non-members get 403/404 as on
+every project URL. Nothing slow runs here: a run is queued on the ``training`` queue.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.permissions import IsProjectAdmin, IsProjectAnnotator
+from nerloop.tasks import ensure_broker
+
+from . import metrics, retraining
+from .models import ModelVersion, TrainingRun
+from .serializers import (
+    MetricsSerializer,
+    ModelVersionSerializer,
+    TrainingRunDetailSerializer,
+    TrainingRunSerializer,
+    TrainResponseSerializer,
+)
+
+
+class TrainView(APIView):
+    """Start a training run now; while one is queued or running, that one is returned."""
+
+    permission_classes = [IsProjectAdmin]
+
+    @extend_schema(
+        request=None, responses={200: TrainResponseSerializer, 202: TrainResponseSerializer}
+    )
+    def post(self, request, project_id):
+        ensure_broker()
+        run, created = retraining.request_training(
+            self.project, TrainingRun.Trigger.MANUAL, request.user
+        )
+        body = {"created": created, "run": TrainingRunSerializer(run).data}
+        return Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+class RunListView(generics.ListAPIView):
+    serializer_class = TrainingRunSerializer
+    permission_classes = [IsProjectAnnotator]
+
+    def get_queryset(self):
+        return self.project.training_runs.select_related("model_version").order_by("-id")
+
+
+class RunDetailView(generics.RetrieveAPIView):
+    serializer_class = TrainingRunDetailSerializer
+    permission_classes = [IsProjectAnnotator]
+    lookup_url_kwarg = "run_id"
+
+    def get_queryset(self):
+        return self.project.training_runs.select_related("model_version")
+
+
+class VersionListView(generics.ListAPIView):
+    serializer_class = ModelVersionSerializer
+    permission_classes = [IsProjectAnnotator]
+
+    def get_queryset(self):
+        return self.project.model_versions.select_related("parent").order_by("-id")
+
+
+class ActivateVersionView(APIView):
+    """Serve this version now (rollback included), whatever the gate said."""
+
+    permission_classes = [IsProjectAdmin]
+
+    @extend_schema(request=None, responses=ModelVersionSerializer)
+    def post(self, request, project_id, version_id):
+        version = get_object_or_404(ModelVersion, project=self.project, pk=version_id)
+        ensure_broker()  # activation queues re-prediction and re-selection
+        version = retraining.activate(version)
+        return Response(ModelVersionSerializer(version).data)
+
+
+class MetricsView(APIView):
+    """Per model version: labels used, F1 overall and per type, timings, status."""
+
+    permission_classes = [IsProjectAnnotator]
+
+    @extend_schema(responses=MetricsSerializer)
+    def get(self, request, project_id):
+        return Response(metrics.project_metrics(self.project))

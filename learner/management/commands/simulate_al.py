@@ -1,0 +1,154 @@
+"""``python manage.py simulate_al``: the active-learning simulation (``learner/simulation.py``).
+
+The target table of the active-learning issue comes from:
+
+    python manage.py simulate_al --corpus cluener --corpus resume --repeats 3 --jobs 2 \\
+        --out bench/results/simulate_al
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.formats import FormatError
+
+
+class Command(BaseCommand):
+    help = (
+        "Simulate the active-learning loop with a gold-answering oracle: seed set, then rounds "
+        "of select, label, retrain (warm start) and evaluate, per strategy and repeat. Writes "
+        "simulation.csv/.json and an F1-vs-labelled-characters plot to --out; prints a table."
+    )
+
+    def add_arguments(self, parser):
+        from learner.selection import STRATEGIES, UNITS
+        from learner.simulation import CORPORA
+
+        parser.add_argument(
+            "--corpus",
+            action="append",
+            default=[],
+            choices=sorted(CORPORA),
+            help="a shared corpus by name (train file as the pool; repeatable)",
+        )
+        parser.add_argument("--train", action="append", default=[], help="pool file (repeatable)")
+        parser.add_argument(
+            "--eval", action="append", default=[], help="evaluation file, one per --train"
+        )
+        parser.add_argument(
+            "--strategies",
+            default="random,entropy_kmeans",
+            help=f"comma-separated, from: {', '.join(sorted(STRATEGIES))}",
+        )
+        parser.add_argument("--unit", default="characters", choices=UNITS)
+        parser.add_argument("--seed-size", default="2%", help="e.g. 2%% of the pool, or 500")
+        parser.add_argument(
+            "--batch-size",
+            default="3%,5%,10%,10%",
+            help="per round, comma-separated; the last value repeats (units of --unit)",
+        )
+        parser.add_argument("--rounds", type=int, default=4)
+        parser.add_argument("--repeats", type=int, default=1)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--arch", default="bilstm_crf")
+        parser.add_argument(
+            "--new-share",
+            type=float,
+            default=0.15,
+            help="most that new data may make of a warm-started round (rest is replay)",
+        )
+        parser.add_argument(
+            "--stop-sentences",
+            type=int,
+            default=500,
+            help="evaluation sentences early stopping scores each epoch (0: all); F1 is "
+            "reported on the whole evaluation set",
+        )
+        parser.add_argument("--epochs", type=int, default=8, help="per warm-started round")
+        parser.add_argument("--patience", type=int, default=2)
+        parser.add_argument("--first-epochs", type=int, default=20, help="seed-set model")
+        parser.add_argument(
+            "--min-epoch-sentences",
+            type=int,
+            default=600,
+            help="smaller training sets are repeated up to this many sentences per epoch",
+        )
+        parser.add_argument("--full-epochs", type=int, default=30, help="full-pool reference")
+        parser.add_argument("--time-budget", type=float, default=None, help="seconds per run")
+        parser.add_argument("--full-time-budget", type=float, default=1200.0)
+        parser.add_argument("--no-full", action="store_true", help="skip the full-pool reference")
+        parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+        parser.add_argument("--jobs", type=int, default=1, help="processes running curves")
+        parser.add_argument("--out", default="bench/results/simulate_al", help="output folder")
+
+    def handle(self, *args, **opts):
+        from learner.simulation import (
+            CORPORA,
+            SimulationOptions,
+            format_table,
+            load_corpus,
+            simulate,
+            write_outputs,
+        )
+
+        if len(opts["train"]) != len(opts["eval"]):
+            raise CommandError("give one --eval file for every --train file")
+        sources = [
+            (
+                name,
+                Path(settings.DATASETS_DIR) / CORPORA[name][0],
+                Path(settings.DATASETS_DIR) / CORPORA[name][1],
+            )
+            for name in opts["corpus"]
+        ]
+        sources += [
+            (Path(t).stem, Path(t), Path(e))
+            for t, e in zip(opts["train"], opts["eval"], strict=True)
+        ]
+        if not sources:
+            raise CommandError("name at least one --corpus, or --train/--eval files")
+        try:
+            options = SimulationOptions(
+                strategies=[s.strip() for s in opts["strategies"].split(",") if s.strip()],
+                unit=opts["unit"],
+                seed_size=opts["seed_size"],
+                batch_sizes=[s.strip() for s in opts["batch_size"].split(",") if s.strip()],
+                rounds=opts["rounds"],
+                repeats=opts["repeats"],
+                seed=opts["seed"],
+                arch=opts["arch"],
+                new_share=opts["new_share"],
+                first_epochs=opts["first_epochs"],
+                min_epoch_sentences=opts["min_epoch_sentences"],
+                stop_sentences=opts["stop_sentences"],
+                epochs=opts["epochs"],
+                patience=opts["patience"],
+                time_budget=opts["time_budget"],
+                full_pool=not opts["no_full"],
+                full_epochs=opts["full_epochs"],
+                full_time_budget=opts["full_time_budget"],
+                threads=opts["threads"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        corpora = []
+        for name, train_path, eval_path in sources:
+            try:
+                corpora.append(load_corpus(name, train_path, eval_path))
+            except FileNotFoundError as exc:
+                raise CommandError(f"{name}: {exc}") from None
+            except (FormatError, ValueError) as exc:
+                raise CommandError(f"{name}: {exc}") from None
+        for corpus in corpora:
+            self.stdout.write(
+                f"{corpus.name}: pool {len(corpus.pool)} sentences / {corpus.pool_chars} "
+                f"characters, eval {len(corpus.eval)} sentences, {len(corpus.labels)} types"
+            )
+        results = simulate(corpora, options, jobs=max(1, opts["jobs"]))
+        written = write_outputs(results, opts["out"])
+        self.stdout.write(format_table(results))
+        for path in written:
+            self.stdout.write(f"wrote {path}")

@@ -1,0 +1,108 @@
+"""``python manage.py train``: train a tagger on annotated files and export a model bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.formats import FormatError, read_file
+from learner.nets import ARCHITECTURES
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a Chinese NER model (any format annotation.formats reads), print per-epoch dev "
+        "F1, and write a model bundle (ONNX, INT8, vocabulary, CRF, metrics, manifest) to --out."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--train", required=True, help="training file")
+        parser.add_argument("--dev", required=True, help="dev file: early stopping, model choice")
+        parser.add_argument("--test", help="test file, scored once at the end")
+        parser.add_argument("--out", required=True, help="bundle folder to write")
+        parser.add_argument("--format", help="force a file format (detected by default)")
+        parser.add_argument(
+            "--arch", default="bilstm_crf", choices=sorted(ARCHITECTURES), help="architecture"
+        )
+        parser.add_argument("--epochs", type=int, default=30)
+        parser.add_argument("--patience", type=int, default=5)
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--lr", type=float, default=None, help="learning rate")
+        parser.add_argument("--time-budget", type=float, default=None, help="seconds")
+        parser.add_argument("--init-from", default=None, help="HF checkpoint or nerloop bundle")
+        parser.add_argument("--seed", type=int, default=13)
+        parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument("--hparams", default="{}", help='JSON, e.g. {"hidden": 128}')
+        parser.add_argument("--no-int8", action="store_true", help="skip the INT8 twin")
+        parser.add_argument(
+            "--repair",
+            action="store_true",
+            help="repair ill-formed tag sequences in CoNLL files instead of stopping",
+        )
+        parser.add_argument("--overwrite", action="store_true", help="replace --out if present")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def handle(self, *args, **opts):
+        from learner.export import export_bundle
+        from learner.training import TrainOptions, train
+
+        def load(path):
+            try:
+                return read_file(path, opts["format"], strict=not opts["repair"])
+            except FileNotFoundError:
+                raise CommandError(f"{path}: no such file") from None
+            except FormatError as exc:
+                raise CommandError(f"{exc} (use --repair to fix ill-formed tags)") from None
+
+        train_examples = load(opts["train"])
+        dev_examples = load(opts["dev"])
+        test_examples = load(opts["test"]) if opts["test"] else None
+        out = Path(opts["out"])
+        if out.exists() and any(out.iterdir()) and not opts["overwrite"]:
+            raise CommandError(f"{out} is not empty (use --overwrite)")
+        try:
+            hparams = json.loads(opts["hparams"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--hparams is not JSON: {exc}") from None
+        options = TrainOptions(
+            epochs=opts["epochs"],
+            patience=opts["patience"],
+            batch_size=opts["batch_size"],
+            lr=opts["lr"],
+            time_budget=opts["time_budget"],
+            seed=opts["seed"],
+            threads=opts["threads"],
+            hparams=hparams,
+            init_from=opts["init_from"],
+            progress=not opts["quiet"],
+        )
+        self.stdout.write(
+            f"training {opts['arch']} on {len(train_examples)} sentences, "
+            f"dev {len(dev_examples)}" + (f", test {len(test_examples)}" if test_examples else "")
+        )
+        trained = train(train_examples, dev_examples, opts["arch"], options, log=self.stdout.write)
+        summary = trained.summary
+        self.stdout.write(
+            f"best dev F1 {summary['dev_f1']:.4f} at epoch {summary['best_epoch']} "
+            f"({summary['train_seconds']:.0f}s)"
+        )
+        evaluations = {"dev": dev_examples}
+        if test_examples:
+            evaluations["test"] = test_examples
+        export_bundle(
+            trained, out, evaluations, int8=not opts["no_int8"], overwrite=opts["overwrite"]
+        )
+        metrics = json.loads((out / "metrics.json").read_text("utf-8"))
+        for split, scores in metrics["splits"].items():
+            line = (
+                f"{split}: P {scores['precision']:.4f} R {scores['recall']:.4f} "
+                f"F1 {scores['f1']:.4f}"
+            )
+            if "int8" in scores:
+                line += f"  (INT8 F1 {scores['int8']['f1']:.4f})"
+            self.stdout.write(line)
+            for label, row in scores["per_type"].items():
+                self.stdout.write(f"  {label:<14} F1 {row['f1']:.4f}  support {row['support']}")
+        self.stdout.write(self.style.SUCCESS(f"bundle written to {out}"))

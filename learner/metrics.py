@@ -1,0 +1,69 @@
+"""What the dashboard draws: per model version, the labels it learned from and its F1.
+
+One query for the versions and one for their runs, however many versions there are.
+"""
+
+from __future__ import annotations
+
+from annotation.models import Project
+from annotation.progress import feedback_pool
+
+from .models import ModelVersion, TrainingRun
+from .retraining import new_since_last_run
+from .serializers import TrainingRunSerializer
+
+
+def version_metrics(version: ModelVersion, run: TrainingRun | None) -> dict:
+    metrics = version.metrics or {}
+    labels = metrics.get("labels") or {}
+    return {
+        "id": version.pk,
+        "version": version.version,
+        "status": version.status,
+        "created": version.created,
+        "activated": version.activated,
+        "parent": version.parent.version if version.parent_id else None,
+        "labels": {
+            "sentences": labels.get("sentences", version.train_sentences),
+            "characters": labels.get("characters", version.train_chars),
+            "entities": labels.get("entities", {}),
+        },
+        "f1": metrics.get("f1"),
+        "precision": metrics.get("precision"),
+        "recall": metrics.get("recall"),
+        "per_type": metrics.get("per_type", {}),
+        "served": metrics.get("served"),
+        "eval_sentences": metrics.get("eval_sentences"),
+        "previous_f1": metrics.get("previous_f1"),
+        "warm_start": metrics.get("warm_start"),
+        "timings": metrics.get("timings", {}),
+        "gate_reason": version.gate_reason,
+        "run": TrainingRunSerializer(run).data if run is not None else None,
+    }
+
+
+def project_metrics(project: Project) -> dict:
+    versions = list(
+        ModelVersion.objects.filter(project=project).select_related("parent").order_by("id")
+    )
+    runs = {
+        run.model_version_id: run
+        for run in TrainingRun.objects.filter(
+            project=project, model_version__isnull=False
+        ).select_related("model_version")
+    }
+    busy = (
+        TrainingRun.objects.filter(project=project, state__in=TrainingRun.BUSY)
+        .select_related("model_version")
+        .first()
+    )
+    active = next((v for v in versions if v.status == ModelVersion.Status.ACTIVE), None)
+    return {
+        "project": project.pk,
+        "active_version": active.version if active else None,
+        "feedback_pool": feedback_pool(project).count(),
+        "new_since_last_run": new_since_last_run(project),
+        "retrain_threshold": project.retrain_threshold,
+        "busy_run": TrainingRunSerializer(busy).data if busy is not None else None,
+        "versions": [version_metrics(v, runs.get(v.pk)) for v in versions],
+    }

@@ -1,0 +1,156 @@
+import json
+import time
+
+import numpy as np
+import pytest
+
+from annotation.formats import read_file
+from inference.features import (
+    BIGRAM_END,
+    LEXICON_TYPES,
+    PAD,
+    UNK,
+    WORD_COLUMNS,
+    Featurizer,
+    Lexicon,
+)
+
+LEXICON = Lexicon([("北京", "ns"), ("北京大学", "nt"), ("张三", "nr"), ("大学生", "other")])
+
+
+def column(kind: str, flag: str) -> int:
+    return LEXICON_TYPES.index(kind) * len(WORD_COLUMNS) + WORD_COLUMNS.index(flag)
+
+
+def flags_at(row: np.ndarray) -> set[str]:
+    return {f"{LEXICON_TYPES[j // 4]}-{WORD_COLUMNS[j % 4]}" for j in np.nonzero(row)[0]}
+
+
+@pytest.fixture
+def featurizer() -> Featurizer:
+    return Featurizer.build(["张三在北京大学读书。", "北京欢迎你"], lexicon=LEXICON, max_len=64)
+
+
+def test_features_encode_keys_shapes_and_lengths(featurizer):
+    texts = ["张三在北京", "", "北京大学读书。"]
+    out = featurizer.encode(texts)
+    assert list(out) == featurizer.input_names == ["chars", "bigrams", "lexicon", "lengths"]
+    assert out["chars"].shape == out["bigrams"].shape == (3, 7)
+    assert out["lexicon"].shape == (3, 7, LEXICON.dim)
+    assert out["chars"].dtype == out["bigrams"].dtype == out["lengths"].dtype == np.int64
+    assert out["lexicon"].dtype == np.float32
+    assert out["lengths"].tolist() == [5, 0, 7]
+    assert (out["chars"][0, 5:] == PAD).all() and (out["chars"][1] == PAD).all()
+
+
+def test_features_char_ids_unknown_and_padding(featurizer):
+    out = featurizer.encode(["张三吃饭"])
+    ids = out["chars"][0].tolist()
+    assert ids[0] == featurizer.chars.index("张") and ids[1] == featurizer.chars.index("三")
+    assert ids[2:] == [UNK, UNK]
+
+
+def test_features_bigram_end_marker(featurizer):
+    out = featurizer.encode(["读书。", "你", "北京"])
+    assert [featurizer.bigrams[i] for i in out["bigrams"][0]] == ["读书", "书。", "。" + BIGRAM_END]
+    assert featurizer.bigrams[out["bigrams"][1, 0]] == "你" + BIGRAM_END
+    assert featurizer.bigrams[out["bigrams"][2, 0]] == "北京"
+    assert out["bigrams"][2, 1] == UNK  # "京" never ended a training text
+
+
+def test_features_lexicon_bmes_flags_typed(featurizer):
+    out = featurizer.encode(["在北京大学生"])["lexicon"][0]
+    assert flags_at(out[0]) == set()
+    assert flags_at(out[1]) == {"ns-B", "nt-B"}
+    assert flags_at(out[2]) == {"ns-E", "nt-M"}
+    assert flags_at(out[3]) == {"nt-M", "other-B"}
+    assert flags_at(out[4]) == {"nt-E", "other-M"}
+    assert flags_at(out[5]) == {"other-E"}
+
+
+def test_features_lexicon_never_crosses_texts(featurizer):
+    out = featurizer.encode(["我在北", "京"])["lexicon"]
+    assert not out.any()
+
+
+def test_features_untyped_lexicon_has_one_group():
+    lexicon = Lexicon([("北京", "ns"), ("大学", "other")], typed=False)
+    featurizer = Featurizer.build(["北京大学"], lexicon=lexicon)
+    out = featurizer.encode(["北京大学"])["lexicon"][0]
+    assert out.shape == (4, len(WORD_COLUMNS))
+    assert out[:, 0].tolist() == [1, 0, 1, 0] and out[:, 2].tolist() == [0, 1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["北京😀大学", "𠀋𠀌北京", " 北 京 ", "ＡＢＣ北京abc", "\u3000北京"],
+)
+def test_features_one_position_per_code_point(featurizer, text):
+    out = featurizer.encode([text])
+    assert out["lengths"][0] == len(text)
+    assert out["chars"].shape[1] == len(text)
+
+
+def test_features_fullwidth_and_case_fold_to_one_id():
+    featurizer = Featurizer.build(["abc 北京"])
+    wide, narrow = featurizer.encode(["ＡＢｃ", "abc"])["chars"]
+    assert wide.tolist() == narrow.tolist()
+    assert UNK not in narrow.tolist()
+
+
+def test_features_save_and_from_bundle_round_trip(tmp_path, featurizer):
+    featurizer.save(tmp_path)
+    assert json.loads((tmp_path / "vocab.json").read_text("utf-8"))["chars"][:2] == [
+        "<pad>",
+        "<unk>",
+    ]
+    assert (tmp_path / "lexicon.txt").read_text("utf-8").splitlines()[0] == "北京\tns"
+    assert json.loads((tmp_path / "config.json").read_text())["features"]["lexicon_dim"] == 20
+    loaded = Featurizer.from_bundle(tmp_path)
+    texts = ["张三在北京大学读书。", "新的字符😀"]
+    for key, value in featurizer.encode(texts).items():
+        np.testing.assert_array_equal(loaded.encode(texts)[key], value)
+
+
+def test_features_save_keeps_other_config_keys(tmp_path, featurizer):
+    (tmp_path / "config.json").write_text(json.dumps({"arch": "bilstm_crf", "max_len": 64}))
+    featurizer.save(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["arch"] == "bilstm_crf" and "features" in config
+
+
+def test_features_without_bigrams_or_lexicon(tmp_path):
+    featurizer = Featurizer.build(["北京"], bigrams=False)
+    assert featurizer.input_names == ["chars", "lengths"]
+    featurizer.save(tmp_path)
+    assert not (tmp_path / "lexicon.txt").exists()
+    assert Featurizer.from_bundle(tmp_path).input_names == ["chars", "lengths"]
+
+
+def test_features_extend_keeps_old_indexes(featurizer):
+    extended = Featurizer.build(["新词来了", "北京"], base=featurizer)
+    assert extended.chars[: len(featurizer.chars)] == featurizer.chars
+    assert extended.bigrams[: len(featurizer.bigrams)] == featurizer.bigrams
+    assert "新" in extended.chars and extended.lexicon is featurizer.lexicon
+
+
+def test_features_jieba_dictionary_types():
+    lexicon = Lexicon.from_jieba()
+    assert lexicon.entries["北京"] == "ns"
+    assert lexicon.entries["北京大学"] == "nt"
+    assert min(len(w) for w in lexicon.entries) == 2 and max(len(w) for w in lexicon.entries) == 6
+    featurizer = Featurizer.build(["我爱北京天安门"], lexicon=lexicon)
+    out = featurizer.encode(["我爱北京天安门"])["lexicon"][0]
+    assert out[2, column("ns", "B")] == 1 and out[3, column("ns", "E")] == 1
+
+
+def test_features_encode_is_fast_on_real_text(datasets_dir):
+    texts = [ex.text for ex in read_file(datasets_dir / "cluener2020" / "dev.json")][:640]
+    featurizer = Featurizer.build(texts, lexicon=Lexicon.from_jieba())
+    featurizer.encode(texts[:64])
+    started = time.perf_counter()
+    for lo in range(0, len(texts), 64):
+        featurizer.encode(texts[lo : lo + 64])
+    chars_per_second = sum(map(len, texts)) / (time.perf_counter() - started)
+    # the engine's end-to-end target is 100,000 chars/s; features must cost a fraction of it
+    assert chars_per_second > 300_000

@@ -1,0 +1,257 @@
+"""Retraining service: the gate, one run at a time, the threshold trigger, the failure paths,
+and (slow) real runs that train, export, gate and promote."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from annotation.models import Annotation, Document
+from learner import retraining
+from learner.models import ModelVersion, TrainingRun
+from learner.retraining import NotReady, gate, request_training
+
+from .loop_fixtures import add_documents, resume_examples, resume_project
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def ready_project(datasets_dir):
+    project = resume_project(retrain_threshold=5)
+    add_documents(project, resume_examples(datasets_dir, limit=8), Document.Split.TRAIN)
+    add_documents(project, resume_examples(datasets_dir, "test.char.bmes", limit=4), "eval")
+    return project
+
+
+@pytest.mark.parametrize(
+    ("f1", "previous", "tolerance", "promoted"),
+    [
+        (0.50, None, 0.01, True),
+        (0.80, 0.80, 0.0, True),
+        (0.795, 0.80, 0.01, True),
+        (0.789, 0.80, 0.01, False),
+        (0.90, 0.80, -0.2, False),  # a negative tolerance demands a gain
+    ],
+)
+def test_retraining_gate(f1, previous, tolerance, promoted):
+    decision, reason = gate(f1, previous, tolerance)
+    assert decision is promoted
+    assert ("promoted" if promoted else "kept as candidate") in reason
+    if previous is not None:
+        assert f"{previous:.4f}" in reason
+
+
+def test_retraining_request_refuses_without_eval_annotations(datasets_dir):
+    project = resume_project()
+    add_documents(project, resume_examples(datasets_dir, limit=3), Document.Split.TRAIN)
+    with pytest.raises(NotReady, match="eval split"):
+        request_training(project)
+    assert not TrainingRun.objects.exists()
+
+
+def test_retraining_request_refuses_without_train_annotations(datasets_dir):
+    project = resume_project()
+    add_documents(project, resume_examples(datasets_dir, limit=3), Document.Split.EVAL)
+    with pytest.raises(NotReady, match="train split"):
+        request_training(project)
+
+
+def test_retraining_second_request_returns_the_busy_run(ready_project):
+    first, created = request_training(ready_project)
+    again, created_again = request_training(ready_project, TrainingRun.Trigger.THRESHOLD)
+    assert created and not created_again
+    assert again.pk == first.pk
+    assert TrainingRun.objects.filter(project=ready_project).count() == 1
+    first.start()
+    running, created = request_training(ready_project)
+    assert (running.pk, created) == (first.pk, False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retraining_concurrent_requests_make_one_run(ready_project):
+    """Eight threads ask at once (each its own database connection): exactly one run."""
+    barrier = threading.Barrier(8)
+    outcomes, errors = [], []
+
+    def ask():
+        try:
+            barrier.wait()
+            outcomes.append(request_training(ready_project))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(created for _, created in outcomes) == 1
+    assert len({run.pk for run, _ in outcomes}) == 1
+    assert TrainingRun.objects.filter(project=ready_project).count() == 1
+
+
+def test_retraining_run_is_claimed_once(ready_project):
+    run, _ = request_training(ready_project)
+    assert run.start() is True
+    assert TrainingRun.objects.get(pk=run.pk).start() is False
+    # a duplicate delivery of the task does nothing to a run another worker holds
+    assert retraining.run_training(run.pk) is None
+    assert TrainingRun.objects.get(pk=run.pk).state == TrainingRun.State.RUNNING
+
+
+def test_retraining_threshold_counts_annotations_since_the_last_run(ready_project):
+    assert retraining.new_since_last_run(ready_project) == 8
+    result = retraining.check_projects()
+    run = TrainingRun.objects.get(project=ready_project)
+    assert result["started"] == [run.pk]
+    assert run.trigger == TrainingRun.Trigger.THRESHOLD
+    # busy: no second run
+    assert retraining.check_projects()["started"] == []
+    run.start()
+    run.fail("boom")
+    # the same annotations do not trigger again after a failed (or refused) attempt ...
+    assert retraining.new_since_last_run(ready_project) == 0
+    assert retraining.check_projects()["started"] == []
+    # ... but new validated work does, and a failed run never blocks the next one
+    Annotation.objects.filter(document__project=ready_project).update(updated=timezone.now())
+    assert retraining.new_since_last_run(ready_project) == 8
+    assert len(retraining.check_projects()["started"]) == 1
+
+
+def test_retraining_below_threshold_starts_nothing(ready_project):
+    ready_project.retrain_threshold = 9
+    ready_project.save()
+    assert retraining.check_projects()["started"] == []
+
+
+def test_retraining_reaps_a_run_whose_worker_died(ready_project):
+    run, _ = request_training(ready_project)
+    run.start()
+    # what a killed worker leaves behind: running, heartbeat long gone
+    stale = timezone.now() - retraining.HEARTBEAT_STALE - timedelta(minutes=1)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat=stale, started=stale)
+    assert retraining.reap_stale_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.FAILED
+    assert run.error_code == "E301"
+    assert "worker" in run.error
+    again, created = request_training(ready_project)
+    assert created and again.pk != run.pk
+
+
+def test_retraining_keeps_a_run_with_a_fresh_heartbeat(ready_project):
+    run, _ = request_training(ready_project)
+    run.start()
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat=timezone.now())
+    assert retraining.reap_stale_runs() == []
+    assert TrainingRun.objects.get(pk=run.pk).state == TrainingRun.State.RUNNING
+
+
+def test_retraining_reaps_a_run_past_the_time_limit(ready_project, settings):
+    settings.TRAIN_TIME_LIMIT = 60
+    run, _ = request_training(ready_project)
+    run.start()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        started=timezone.now() - timedelta(seconds=200), heartbeat=timezone.now()
+    )
+    assert retraining.reap_stale_runs() == [run.pk]
+
+
+def test_retraining_label_counts():
+    from annotation.spans import Example, Span
+
+    examples = [Example("张三在北京", [Span(0, 2, "NAME"), Span(3, 5, "LOC")]), Example("好", [])]
+    assert retraining.label_counts(examples) == {
+        "sentences": 2,
+        "characters": 6,
+        "entities": {"LOC": 1, "NAME": 1},
+    }
+
+
+# ---- real runs --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_project(datasets_dir, tmp_path):
+    project = resume_project(retrain_threshold=10, promotion_tolerance=0.05)
+    add_documents(project, resume_examples(datasets_dir, limit=60), Document.Split.TRAIN)
+    add_documents(project, resume_examples(datasets_dir, "dev.char.bmes", limit=25), "eval")
+    with override_settings(BUNDLE_DIR=tmp_path / "bundles", TRAIN_TIME_BUDGET=25):
+        yield project
+
+
+@pytest.mark.slow
+def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_project):
+    project = small_project
+    run, _ = request_training(project)
+    version_id = retraining.run_training(run.pk)
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.SUCCEEDED, run.error
+    first = ModelVersion.objects.get(pk=version_id)
+    assert run.model_version_id == first.pk
+    assert first.status == ModelVersion.Status.ACTIVE
+    assert "no active model" in first.gate_reason
+    assert Path(first.bundle_path, "manifest.json").is_file()
+    assert Path(first.bundle_path).parent.parent == Path(project_bundle_dir())
+    assert (first.train_sentences, first.metrics["labels"]["sentences"]) == (60, 60)
+    assert first.train_chars == first.metrics["labels"]["characters"] > 60
+    assert set(first.metrics["labels"]["entities"]) <= set(project.label_names())
+    assert 0 <= first.metrics["f1"] <= 1 and first.metrics["per_type"]
+    timings = first.metrics["timings"]
+    assert {"train_seconds", "export_seconds", "total_seconds"} <= set(timings)
+    assert first.metrics["warm_start"] is False
+    assert "epoch" in run.log and run.heartbeat is not None
+    assert retraining.feedback_pool(project).count() == 0
+
+    # a second run warm-starts from the active model; a gate demanding +1.0 F1 refuses it
+    project.promotion_tolerance = -1.0
+    project.save()
+    run2, _ = request_training(project)
+    second = ModelVersion.objects.get(pk=retraining.run_training(run2.pk))
+    first.refresh_from_db()
+    assert second.metrics["warm_start"] is True
+    assert second.parent_id == first.pk
+    assert second.status == ModelVersion.Status.CANDIDATE
+    assert "kept as candidate" in second.gate_reason
+    assert second.metrics["previous_f1"] is not None
+    assert first.status == ModelVersion.Status.ACTIVE
+
+
+def project_bundle_dir():
+    from django.conf import settings
+
+    return settings.BUNDLE_DIR
+
+
+@pytest.mark.slow
+def test_retraining_failed_run_leaves_the_active_model(small_project, tmp_path):
+    project = small_project
+    active = ModelVersion.objects.create(
+        project=project, version="hand-made", bundle_path=str(tmp_path / "missing")
+    )
+    active.activate()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the bundle folder should go")
+    with override_settings(BUNDLE_DIR=blocker, TRAIN_TIME_BUDGET=5):
+        run, _ = request_training(project)
+        assert retraining.run_training(run.pk) is None
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.FAILED
+    assert run.error_code == "E301"
+    assert "Error" in run.error and run.finished is not None
+    active.refresh_from_db()
+    assert active.status == ModelVersion.Status.ACTIVE
+    assert ModelVersion.objects.filter(project=project).count() == 1
+    # the next trigger works
+    again, created = request_training(project)
+    assert created and again.state == TrainingRun.State.QUEUED

@@ -1,0 +1,135 @@
+"""The active-learning simulation: its bookkeeping (fast) and the command on real data (slow)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotation.formats import write_file
+from learner import simulation
+from learner.incremental import oversample, replay_mix
+
+from .loop_fixtures import resume_examples
+
+
+def rows(strategy, repeat, points):
+    return [
+        {
+            "corpus": "c",
+            "strategy": strategy,
+            "repeat": repeat,
+            "round": i,
+            "char_share": share,
+            "sentence_share": share,
+            "f1": f1,
+            "train_seconds": 1.0,
+        }
+        for i, (share, f1) in enumerate(points)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("500", (500.0, False)), ("2.5%", (0.025, True)), (" 10% ", (0.10, True))],
+)
+def test_simulation_parse_amount(text, expected):
+    assert simulation.parse_amount(text) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "0", "-3", "150%"])
+def test_simulation_parse_amount_refuses(text):
+    with pytest.raises(ValueError):
+        simulation.parse_amount(text)
+
+
+def test_simulation_resolve_amount_in_characters_and_sentences():
+    lengths = np.array([10, 20, 30, 40])
+    assert simulation.resolve_amount("10%", "characters", lengths) == 10
+    assert simulation.resolve_amount("50%", "sentences", lengths) == 2
+    assert simulation.resolve_amount("7", "characters", lengths) == 7
+
+
+def test_simulation_options_refuse_unknown_strategy():
+    with pytest.raises(ValueError, match="unknown strategies"):
+        simulation.SimulationOptions(strategies=["entropy", "qbc"])
+
+
+def test_simulation_summary_interpolates_at_ten_percent_and_finds_95():
+    results = {
+        "corpora": {"c": {"full": {"f1": 0.80}}},
+        "rows": rows("random", 0, [(0.02, 0.30), (0.06, 0.50), (0.14, 0.70)])
+        + rows("random", 1, [(0.02, 0.32), (0.06, 0.52), (0.14, 0.72)])
+        + rows("entropy_kmeans", 0, [(0.02, 0.30), (0.06, 0.60), (0.14, 0.78), (0.30, 0.79)]),
+    }
+    summary = {s["strategy"]: s for s in simulation.summarise(results)}
+    # random at 10%: halfway between 0.50/0.70 and 0.52/0.72 -> 0.60 and 0.62 -> mean 0.61
+    assert summary["random"]["f1_at_10pct"] == pytest.approx(0.61)
+    assert summary["random"]["repeats"] == 2
+    assert summary["random"]["rounds"][1]["f1_std"] == pytest.approx(0.01)
+    assert summary["entropy_kmeans"]["f1_at_10pct"] == pytest.approx(0.69)
+    assert summary["entropy_kmeans"]["gain_over_random_at_10pct"] == pytest.approx(0.08)
+    # 95% of 0.80 = 0.76: reached between 6% (0.60) and 14% (0.78)
+    assert summary["entropy_kmeans"]["share_for_95pct"] == pytest.approx(0.06 + 0.08 * 16 / 18)
+    assert summary["random"]["share_for_95pct"] is None
+    table = simulation.format_table({**results, "summary": list(summary.values())})
+    assert "entropy_kmeans" in table and "+8.00" in table
+
+
+def test_simulation_replay_mix_caps_the_new_share():
+    examples = list(range(100))
+    rng = np.random.default_rng(0)
+    mixed = replay_mix(examples, [0, 1, 2], list(range(3, 100)), 0.15, rng)
+    assert mixed[:3] == [0, 1, 2]
+    assert len(mixed) == 3 + 17  # ceil(3 * 0.85 / 0.15)
+    assert set(mixed[3:]) <= set(range(3, 100))
+    everything = replay_mix(examples, [0], [1, 2], 0.15, rng)
+    assert sorted(everything) == [0, 1, 2]
+
+
+def test_simulation_oversample_repeats_small_sets_only():
+    assert oversample([1, 2, 3], minimum=7) == [1, 2, 3] * 3
+    assert oversample(list(range(10)), minimum=7) == list(range(10))
+    assert oversample([], minimum=7) == []
+
+
+def test_simulate_al_command_needs_data():
+    with pytest.raises(CommandError, match="corpus"):
+        call_command("simulate_al")
+    with pytest.raises(CommandError, match="--eval"):
+        call_command("simulate_al", "--train", "a.json")
+
+
+@pytest.mark.slow
+def test_simulate_al_command_writes_table_csv_json_and_plot(datasets_dir, tmp_path, capsys):
+    pool, held_out = tmp_path / "pool.jsonl", tmp_path / "eval.jsonl"
+    write_file(pool, resume_examples(datasets_dir, limit=90), "jsonl")
+    write_file(held_out, resume_examples(datasets_dir, "dev.char.bmes", limit=30), "jsonl")
+    out = tmp_path / "out"
+    call_command(
+        "simulate_al",
+        "--train", str(pool), "--eval", str(held_out),
+        "--strategies", "random,entropy_kmeans",
+        "--unit", "sentences", "--seed-size", "20", "--batch-size", "20", "--rounds", "1",
+        "--first-epochs", "2", "--epochs", "1", "--full-epochs", "1",
+        "--min-epoch-sentences", "0", "--out", str(out),
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "targets" in printed and "entropy_kmeans" in printed
+    with (out / "simulation.csv").open(encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert [(r["strategy"], r["round"], r["sentences"]) for r in table] == [
+        ("random", "0", "20"),
+        ("random", "1", "40"),
+        ("entropy_kmeans", "0", "20"),
+        ("entropy_kmeans", "1", "40"),
+    ]
+    assert all(0 <= float(r["f1"]) <= 1 for r in table)
+    assert all(int(r["characters"]) > int(r["sentences"]) for r in table)
+    results = json.loads((out / "simulation.json").read_text(encoding="utf-8"))
+    assert results["corpora"]["pool"]["full"]["f1"] >= 0
+    assert {s["strategy"] for s in results["summary"]} == {"random", "entropy_kmeans"}
+    assert (out / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,64 @@
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotation.formats import read_file, write_file
+from inference import bundle
+
+pytestmark = pytest.mark.slow
+
+HPARAMS = '{"char_dim": 16, "bigram_dim": 8, "hidden": 16}'
+
+
+@pytest.fixture
+def files(tmp_path, datasets_dir):
+    examples = read_file(datasets_dir / "resume" / "train.char.bmes", strict=False)
+    write_file(tmp_path / "train.jsonl", examples[:120], "jsonl")
+    write_file(tmp_path / "dev.conll", examples[120:160], "conll", scheme="bio")
+    return tmp_path
+
+
+def test_train_command_prints_epochs_and_writes_a_bundle(files):
+    out = io.StringIO()
+    call_command(
+        "train",
+        "--train", str(files / "train.jsonl"),
+        "--dev", str(files / "dev.conll"),
+        "--test", str(files / "dev.conll"),
+        "--out", str(files / "bundle"),
+        "--epochs", "2",
+        "--threads", "1",
+        "--hparams", HPARAMS,
+        "--quiet",
+        stdout=out,
+    )  # fmt: skip
+    text = out.getvalue()
+    assert "epoch   1" in text and "epoch   2" in text
+    assert "test: P" in text and "INT8 F1" in text
+    bundle.verify(files / "bundle")
+    metrics = json.loads((files / "bundle" / "metrics.json").read_text())
+    assert metrics["split"] == "test" and set(metrics["splits"]) == {"dev", "test"}
+
+
+def test_train_command_refuses_bad_input(files):
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("train", "--train", str(files / "nope.json"), "--dev", "x", "--out", "y")
+    (files / "bundle").mkdir()
+    (files / "bundle" / "keep.txt").write_text("x")
+    with pytest.raises(CommandError, match="not empty"):
+        call_command(
+            "train",
+            "--train", str(files / "train.jsonl"),
+            "--dev", str(files / "dev.conll"),
+            "--out", str(files / "bundle"),
+        )  # fmt: skip
+    with pytest.raises(CommandError, match="hparams"):
+        call_command(
+            "train",
+            "--train", str(files / "train.jsonl"),
+            "--dev", str(files / "dev.conll"),
+            "--out", str(files / "other"),
+            "--hparams", "{bad",
+        )  # fmt: skip

@@ -1,0 +1,125 @@
+import pytest
+import torch
+
+from annotation.formats import read_file
+from annotation.spans import Example, Span
+from learner.evaluation import evaluate
+from learner.training import (
+    FeatureOptions,
+    TrainedModel,
+    TrainOptions,
+    label_tags,
+    train,
+)
+
+TINY = FeatureOptions(lexicon=None)
+
+
+def quick(**kwargs) -> TrainOptions:
+    defaults = {
+        "epochs": 40,
+        "patience": 0,
+        "lr": 1e-2,
+        "batch_size": 4,
+        "threads": 1,
+        "progress": False,
+        "hparams": {"char_dim": 32, "bigram_dim": 16, "hidden": 32},
+        "features": TINY,
+    }
+    return TrainOptions(**{**defaults, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def sentences(datasets_dir) -> list[Example]:
+    examples = read_file(datasets_dir / "resume" / "train.char.bmes", strict=False)
+    return [ex for ex in examples if ex.spans and len(ex.text) <= 40][:8]
+
+
+@pytest.fixture(scope="module")
+def overfit(sentences) -> TrainedModel:
+    return train(sentences, sentences, "bilstm_crf", quick(), log=None)
+
+
+def test_training_label_tags_order():
+    assert label_tags(["PER", "LOC"]) == [
+        "O",
+        *("B-LOC", "I-LOC", "E-LOC", "S-LOC"),
+        *("B-PER", "I-PER", "E-PER", "S-PER"),
+    ]
+
+
+@pytest.mark.slow
+def test_training_overfits_a_few_real_sentences(overfit, sentences):
+    predicted = overfit.predict([ex.text for ex in sentences])
+    assert evaluate([ex.spans for ex in sentences], predicted)["f1"] == 1.0
+    assert overfit.summary["dev_f1"] == 1.0
+    assert overfit.history[-1]["loss"] < overfit.history[0]["loss"]
+
+
+@pytest.mark.slow
+def test_training_is_deterministic_for_a_seed(sentences):
+    first = train(sentences, sentences, "bilstm_crf", quick(epochs=2), log=None)
+    second = train(sentences, sentences, "bilstm_crf", quick(epochs=2), log=None)
+    for (name, a), b in zip(
+        first.model.state_dict().items(), second.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.slow
+def test_training_save_load_round_trip(tmp_path, overfit, sentences):
+    overfit.save(tmp_path)
+    loaded = TrainedModel.load(tmp_path)
+    texts = [ex.text for ex in sentences] + ["一段没有见过的文字，张三在北京。"]
+    assert loaded.predict(texts) == overfit.predict(texts)
+    assert loaded.tags == overfit.tags and loaded.arch == "bilstm_crf"
+
+
+@pytest.mark.slow
+def test_training_warm_start_keeps_old_weights(overfit, sentences):
+    new = [Example("新来的句子提到王小明。", [Span(5, 8, "NAME")])]
+    warm = train(
+        new + sentences, sentences, "bilstm_crf", quick(epochs=0), warm_start=overfit, log=None
+    )
+    old_chars = overfit.featurizer.chars
+    assert warm.featurizer.chars[: len(old_chars)] == old_chars
+    assert len(warm.featurizer.chars) > len(old_chars)
+    old_rows = overfit.model.char_embed.weight
+    torch.testing.assert_close(warm.model.char_embed.weight[: len(old_chars)], old_rows)
+    texts = [ex.text for ex in sentences]
+    assert warm.predict(texts) == overfit.predict(texts)
+
+
+@pytest.mark.slow
+def test_training_warm_start_skipped_when_labels_differ(overfit, sentences):
+    messages = []
+    only_org = [Example(ex.text, [s for s in ex.spans if s.label == "ORG"]) for ex in sentences]
+    model = train(
+        only_org, only_org, "bilstm_crf", quick(epochs=1), warm_start=overfit, log=messages.append
+    )
+    assert any("warm start skipped" in m for m in messages)
+    assert model.tags == label_tags(["ORG"])
+
+
+@pytest.mark.slow
+def test_training_labels_fix_the_tag_set(sentences):
+    model = train(
+        sentences[:2], sentences[:2], "bilstm_crf", quick(epochs=1), log=None, labels=["ZZZ"]
+    )
+    assert "S-ZZZ" in model.tags
+
+
+@pytest.mark.slow
+def test_training_time_budget_stops_early(sentences):
+    model = train(sentences, sentences, "bilstm_crf", quick(epochs=1000, time_budget=1.0), log=None)
+    assert len(model.history) < 1000
+    assert model.summary["train_seconds"] < 20
+
+
+@pytest.mark.slow
+def test_training_transformer_learns(sentences):
+    options = quick(
+        epochs=30, lr=3e-3, hparams={"char_dim": 32, "bigram_dim": 16, "dim": 32, "ff": 64}
+    )
+    model = train(sentences, sentences, "transformer_crf", options, log=None)
+    assert model.summary["dev_f1"] > 0.8

@@ -1,0 +1,96 @@
+"""GET /versions, POST /versions/{id}/activate (rollback), GET /runs and /runs/{id}."""
+
+import pytest
+
+from learner.models import ModelVersion, TrainingRun
+from nerloop.celery import app
+from tests.base import ROLES, expected
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def versions(world):
+    old = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/b/v1")
+    old.activate()
+    new = ModelVersion.objects.create(project=world.project, version="v2", bundle_path="/b/v2")
+    new.activate()
+    foreign = ModelVersion.objects.create(
+        project=world.other_project, version="x1", bundle_path="/b/x1"
+    )
+    return world, old, new, foreign
+
+
+def activate_url(world, version) -> str:
+    return f"/api/v1/projects/{world.project.pk}/versions/{version.pk}/activate"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_versions_endpoint_list_permissions(versions, role):
+    world, *_ = versions
+    response = world.api(role).get(f"/api/v1/projects/{world.project.pk}/versions")
+    assert response.status_code == expected(("admin", "annotator"), role, 200)
+    if response.status_code == 200:
+        names = [v["version"] for v in response.json()["results"]]
+        assert names == ["v2", "v1"]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_versions_endpoint_activate_permissions(versions, role):
+    world, old, new, _ = versions
+    response = world.api(role).post(activate_url(world, old))
+    assert response.status_code == expected(("admin",), role, 200)
+    old.refresh_from_db()
+    assert old.status == ("active" if role == "admin" else "retired")
+
+
+def test_versions_endpoint_rollback_retires_the_current_and_queues_refresh(
+    versions, django_capture_on_commit_callbacks
+):
+    world, old, new, _ = versions
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = world.api("admin").post(activate_url(world, old))
+    assert response.json()["status"] == "active"
+    assert "activated by an admin" in response.json()["gate_reason"]
+    new.refresh_from_db()
+    assert new.status == "retired"
+    assert ModelVersion.active_for(world.project) == old
+    assert len(callbacks) == 1  # the re-predict -> re-select chain
+
+
+def test_versions_endpoint_cannot_activate_another_projects_version(versions):
+    world, _, new, foreign = versions
+    response = world.api("admin").post(activate_url(world, foreign))
+    assert response.status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.status == "candidate"
+    assert ModelVersion.active_for(world.project) == new
+
+
+def test_versions_endpoint_activate_with_broker_down_is_503(versions, monkeypatch):
+    world, old, new, _ = versions
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    response = world.api("admin").post(activate_url(world, old))
+    assert response.status_code == 503
+    assert ModelVersion.active_for(world.project) == new
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_runs_endpoint_permissions(world, role):
+    run = TrainingRun.objects.create(project=world.project)
+    run.start()
+    run.append_log("epoch 1 ...")
+    listing = world.api(role).get(f"/api/v1/projects/{world.project.pk}/runs")
+    detail = world.api(role).get(f"/api/v1/projects/{world.project.pk}/runs/{run.pk}")
+    assert listing.status_code == expected(("admin", "annotator"), role, 200)
+    assert detail.status_code == expected(("admin", "annotator"), role, 200)
+    if detail.status_code == 200:
+        assert detail.json()["state"] == "running"
+        assert "epoch 1" in detail.json()["log"]
+        assert "log" not in listing.json()["results"][0]
+
+
+def test_runs_endpoint_other_projects_run_is_not_found(world):
+    foreign = TrainingRun.objects.create(project=world.other_project)
+    response = world.api("admin").get(f"/api/v1/projects/{world.project.pk}/runs/{foreign.pk}")
+    assert response.status_code == 404
