@@ -44,10 +44,22 @@ _MULTIPLIERS = np.array(
         0xE7037ED1A0B428DB,
         0x8EBC6AF09C88C6E3,
         0x589965CC75374CC3,
+        0x1D8E4E27C47D124F,
+        0xC2B2AE3D27D4EB4F,
+        0x165667B19E3779F9,
+        0x85EBCA77C2B2AE63,
+        0x27D4EB2F165667C5,
+        0xFF51AFD7ED558CCD,
+        0xC4CEB9FE1A85EC53,
+        0x9FB21C651E98DF25,
     ],
     dtype=np.uint64,
 )
-MAX_WORD_LEN = len(_MULTIPLIERS)
+MAX_WORD_LEN = len(_MULTIPLIERS)  # 16: long enough for most organisation names
+# Added to a window's hash by its length, so all lengths share one lookup table.
+_SALTS = (np.arange(1, MAX_WORD_LEN + 1, dtype=np.uint64) * np.uint64(0xD1342543DE82EF95)) ^ (
+    np.uint64(0x5851F42D4C957F2D)
+)
 
 
 def codepoints(text: str) -> np.ndarray:
@@ -84,8 +96,8 @@ def jieba_dictionary_path() -> Path:
     return Path(spec.origin).parent / "dict.txt"
 
 
-# Lexicons built from bundle files, by (sha256 of the file, typed); read-only once built.
-_LEXICON_CACHE: dict[tuple[str, bool], Lexicon] = {}
+# Lexicons built from bundle files, by (sha256 of the file, typed, types); read-only once built.
+_LEXICON_CACHE: dict[tuple[str, bool, tuple[str, ...]], Lexicon] = {}
 _LEXICON_CACHE_SIZE = 4
 _LEXICON_LOCK = threading.Lock()
 
@@ -94,32 +106,66 @@ class Lexicon:
     """A typed gazetteer matched by hashing every text window of each word length and looking
     the hashes up in one sorted array per length (vectorised, no per-character Python)."""
 
-    def __init__(self, entries: Iterable[tuple[str, str]], typed: bool = True):
+    def __init__(
+        self,
+        entries: Iterable[tuple[str, str]],
+        typed: bool = True,
+        types: Sequence[str] | None = None,
+    ):
+        """``types`` are the flag groups in column order (LEXICON_TYPES by default); a word of
+        another kind counts as ``other`` where that type exists and is dropped otherwise. A
+        word may have several types (a gazetteer of entity mentions: one name, two labels).
+        Untyped, every word is in one group."""
         self.typed = typed
-        self.types: tuple[str, ...] = LEXICON_TYPES if typed else ("word",)
-        pairs = [(w, k) for w, k in entries if w and "\n" not in w]
+        self.types: tuple[str, ...] = (
+            (tuple(types) if types else LEXICON_TYPES) if typed else ("word",)
+        )
+        if len(self.types) > 64:
+            raise ValueError("a lexicon has at most 64 types")
+        type_index = {name: i for i, name in enumerate(self.types)}
+        pairs = [(w, k) for w, k in entries if w and "\n" not in w and "\t" not in w]
         # one normalisation call for all words: it maps code points one to one, never to "\n"
         keys = normalize_text("\n".join(w for w, _ in pairs)).split("\n") if pairs else []
-        words: dict[str, str] = {}
+        masks: dict[str, int] = {}
+        kinds_of: dict[str, list[str]] = {}
         for key, (_, kind) in zip(keys, pairs, strict=True):
-            if 1 <= len(key) <= MAX_WORD_LEN and key not in words:
-                words[key] = kind if kind in LEXICON_TYPES else "other"
-        self.entries = words
+            if not 1 <= len(key) <= MAX_WORD_LEN:
+                continue
+            if not typed:
+                kind = "word"
+            elif kind not in type_index:
+                if "other" not in type_index:
+                    continue
+                kind = "other"
+            bit = 1 << type_index[kind]
+            if masks.get(key, 0) & bit:
+                continue
+            masks[key] = masks.get(key, 0) | bit
+            kinds_of.setdefault(key, []).append(kind)
+        self.pairs = [(w, k) for w, kinds in kinds_of.items() for k in kinds]
+        self.entries = {w: kinds[0] for w, kinds in kinds_of.items()}  # first type of a word
+        words = masks
         self.lengths = sorted({len(w) for w in words})
+        self._shifts = np.arange(len(self.types), dtype=np.uint64)
         all_cps = codepoints("".join(words)) if words else np.zeros(0, np.uint32)
         self._chars = np.unique(all_cps.astype(np.int64))  # lexicon-local ids are index + 1
-        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        type_index = {name: i for i, name in enumerate(self.types)}
+        # one sorted table of every word's window hash (salted by its length) and, aligned,
+        # the bit mask of the word's types
+        all_keys, all_masks = [], []
         for length in self.lengths:
             group = [w for w in words if len(w) == length]
             cps = codepoints("".join(group)).astype(np.int64).reshape(len(group), length)
             ids = np.searchsorted(self._chars, cps) + 1
-            hashes = np.zeros(len(group), dtype=np.uint64)
+            hashes = np.full(len(group), _SALTS[length - 1], dtype=np.uint64)
             for k in range(length):
                 hashes += ids[:, k].astype(np.uint64) * _MULTIPLIERS[k]
-            kinds = np.array([type_index[words[w]] if typed else 0 for w in group], dtype=np.int64)
-            order = np.argsort(hashes, kind="stable")
-            self._tables[length] = (hashes[order], kinds[order])
+            all_keys.append(hashes)
+            all_masks.append(np.array([words[w] for w in group], dtype=np.uint64))
+        keys = np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64)
+        masks = np.concatenate(all_masks) if all_masks else keys
+        self._table = _HashTable(keys, masks)
+        self._has_length = np.zeros(MAX_WORD_LEN + 1, dtype=bool)
+        self._has_length[self.lengths] = True
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -132,8 +178,11 @@ class Lexicon:
         max_len: int = 6,
         min_freq: int = 1,
         typed: bool = True,
+        rare_below: int = 0,
     ) -> Lexicon:
-        """jieba's dict.txt lines are ``word frequency pos``; POS nr/nrt/nrfg become ``nr``."""
+        """jieba's dict.txt lines are ``word frequency pos``; POS nr/nrt/nrfg become ``nr``.
+        With ``rare_below`` each type is split in two: words rarer than that get ``<type>_rare``
+        (jieba's long tail of names is noisier than its common words)."""
         source = Path(path) if path else jieba_dictionary_path()
         entries = []
         with open(source, encoding="utf-8") as handle:
@@ -151,16 +200,24 @@ class Lexicon:
                 if freq < min_freq:
                     continue
                 pos = parts[2] if len(parts) > 2 else ""
-                entries.append((word, _JIEBA_TYPE.get(pos, "other")))
-        return cls(entries, typed=typed)
+                kind = _JIEBA_TYPE.get(pos, "other")
+                if rare_below and freq < rare_below:
+                    kind += "_rare"
+                entries.append((word, kind))
+        types = LEXICON_TYPES
+        if rare_below:
+            types = LEXICON_TYPES + tuple(f"{t}_rare" for t in LEXICON_TYPES)
+        return cls(entries, typed=typed, types=types)
 
     @classmethod
-    def read(cls, path: str | os.PathLike, typed: bool = True) -> Lexicon:
+    def read(
+        cls, path: str | os.PathLike, typed: bool = True, types: Sequence[str] | None = None
+    ) -> Lexicon:
         """The lexicon file's entries. Built lexicons are shared by content (sha256): every
         retrained bundle of a project carries the same gazetteer, and building one takes
         seconds, which a hot-swap to the new version should not pay again."""
         data = Path(path).read_bytes()
-        key = (hashlib.sha256(data).hexdigest(), typed)
+        key = (hashlib.sha256(data).hexdigest(), typed, tuple(types or ()))
         with _LEXICON_LOCK:
             cached = _LEXICON_CACHE.get(key)
         if cached is not None:
@@ -170,7 +227,7 @@ class Lexicon:
             if line:
                 word, _, kind = line.partition("\t")
                 entries.append((word, kind or "other"))
-        lexicon = cls(entries, typed=typed)
+        lexicon = cls(entries, typed=typed, types=types)
         with _LEXICON_LOCK:
             _LEXICON_CACHE[key] = lexicon
             while len(_LEXICON_CACHE) > _LEXICON_CACHE_SIZE:
@@ -179,7 +236,7 @@ class Lexicon:
 
     def write(self, path: str | os.PathLike) -> None:
         with open(path, "w", encoding="utf-8") as handle:
-            for word, kind in self.entries.items():
+            for word, kind in self.pairs:
                 handle.write(f"{word}\t{kind}\n")
 
     @property
@@ -197,31 +254,90 @@ class Lexicon:
         pos_clipped = np.minimum(pos, len(self._chars) - 1)
         ids = np.where(self._chars[pos_clipped] == cps, pos + 1, 0).astype(np.uint64)
         missing = np.concatenate(([0], np.cumsum(ids == 0)))
-        hashes = np.zeros(n, dtype=np.uint64)
+        span = min(self.lengths[-1], n)
+        # keys[L-1, i]: hash of the window of L characters from i (junk where it runs past n)
+        keys = np.empty((span, n), dtype=np.uint64)
+        running = np.zeros(n, dtype=np.uint64)
+        for length in range(1, span + 1):
+            running[: n - length + 1] += ids[length - 1 :] * _MULTIPLIERS[length - 1]
+            np.add(running, _SALTS[length - 1], out=keys[length - 1])
+        lengths = np.arange(1, span + 1)[:, None]
+        starts = np.arange(n)[None, :]
+        ends = np.minimum(starts + lengths - 1, n - 1)
+        ok = (starts + lengths <= n) & self._has_length[lengths]
+        ok &= missing[np.minimum(starts + lengths, n)] == missing[starts]  # all chars known
+        ok &= text_ids[ends] == text_ids[starts]  # windows never cross texts
+        rows, begins = np.nonzero(ok)
+        if not len(rows):
+            return out
+        found = self._table.lookup(keys[rows, begins])
+        hit = found != 0
+        sizes, begins, masks = rows[hit] + 1, begins[hit], found[hit]
         cols = len(WORD_COLUMNS)
-        for length in range(1, max(self.lengths) + 1):
-            windows = n - length + 1
-            if windows <= 0:
+        if len(self.types) == 1:
+            base = np.zeros(len(begins), dtype=np.int64)
+        else:  # one (start, type) pair per type bit set: words may carry several types
+            which, kind = np.nonzero((masks[:, None] >> self._shifts) & np.uint64(1))
+            sizes, begins, base = sizes[which], begins[which], kind.astype(np.int64) * cols
+        single = sizes == 1
+        out[begins[single], base[single] + 3] = 1.0
+        multi = ~single
+        sizes, begins, base = sizes[multi], begins[multi], base[multi]
+        out[begins, base] = 1.0
+        out[begins + sizes - 1, base + 2] = 1.0
+        inner = sizes - 2  # middle characters of each word
+        if inner.any():
+            total = int(inner.sum())
+            offsets = np.arange(total) - np.repeat(np.cumsum(inner) - inner, inner)
+            out[np.repeat(begins + 1, inner) + offsets, np.repeat(base + 1, inner)] = 1.0
+        return out
+
+
+class _HashTable:
+    """Open addressing with linear probing over uint64 keys (already hashes), vectorised.
+    A binary search of a 300,000-word table costs ~19 cache misses per window; this costs ~1.
+    ``lookup`` returns each key's non-zero value, or 0 when absent. Key 0 marks an empty
+    slot, so a key of 0 is stored as 1 (both sides do the same; a clash is ~2^-64)."""
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray):
+        bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 3))))  # load factor <= 1/3
+        self._shift = np.uint64(64 - bits)
+        self._mask = (1 << bits) - 1
+        self._keys = np.zeros(1 << bits, dtype=np.uint64)
+        self._values = np.zeros(1 << bits, dtype=np.uint64)
+        keys = np.where(keys == 0, np.uint64(1), keys)
+        pending = np.arange(len(keys))
+        slots = (keys >> self._shift).astype(np.int64)
+        self._probes = 0
+        while len(pending):
+            self._probes += 1
+            target = slots[pending]
+            free = self._keys[target] == 0
+            # of several keys aiming at one free slot, the first takes it
+            _, first = np.unique(target, return_index=True)
+            take = np.zeros(len(pending), dtype=bool)
+            take[first] = True
+            take &= free
+            placed = pending[take]
+            self._keys[target[take]] = keys[placed]
+            self._values[target[take]] = values[placed]
+            pending = pending[~take]
+            slots[pending] = (slots[pending] + 1) & self._mask
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        keys = np.where(keys == 0, np.uint64(1), keys)
+        out = np.zeros(len(keys), dtype=np.uint64)
+        active = np.arange(len(keys))
+        slots = (keys >> self._shift).astype(np.int64)
+        for _ in range(self._probes):
+            stored = self._keys[slots]
+            match = stored == keys[active]
+            out[active[match]] = self._values[slots[match]]
+            going = ~match & (stored != 0)
+            if not going.any():
                 break
-            hashes = hashes[:windows] + ids[length - 1 :] * _MULTIPLIERS[length - 1]
-            if length not in self._tables:
-                continue
-            table, kinds = self._tables[length]
-            slot = np.minimum(np.searchsorted(table, hashes), len(table) - 1)
-            hit = (table[slot] == hashes) & (missing[length:] - missing[:windows] == 0)
-            if length > 1:
-                hit &= text_ids[:windows] == text_ids[length - 1 :]
-            starts = np.nonzero(hit)[0]
-            if not len(starts):
-                continue
-            base = kinds[slot[starts]] * cols
-            if length == 1:
-                out[starts, base + 3] = 1.0
-                continue
-            out[starts, base] = 1.0
-            out[starts + length - 1, base + 2] = 1.0
-            for k in range(1, length - 1):
-                out[starts + k, base + 1] = 1.0
+            active = active[going]
+            slots = (slots[going] + 1) & self._mask
         return out
 
 
@@ -235,12 +351,17 @@ class Featurizer:
         bigrams: Sequence[str] | None = None,
         lexicon: Lexicon | None = None,
         max_len: int = 256,
+        gazetteer: Lexicon | None = None,
     ):
+        """``lexicon`` is the dictionary gazetteer (jieba's words by part of speech);
+        ``gazetteer`` holds entity mentions of the training data typed by their labels.
+        Both feed the one ``lexicon`` input: dictionary flags first, then gazetteer flags."""
         if list(chars[:2]) != [PAD_TOKEN, UNK_TOKEN]:
             raise ValueError("a character vocabulary starts with <pad>, <unk>")
         self.chars = list(chars)
         self.bigrams = list(bigrams) if bigrams is not None else None
         self.lexicon = lexicon
+        self.gazetteer = gazetteer
         self.max_len = max_len
         self._char_keys, self._char_ids = _index(
             (i, int(ord(c))) for i, c in enumerate(self.chars) if i >= 2
@@ -265,6 +386,7 @@ class Featurizer:
         lexicon: Lexicon | None = None,
         max_len: int = 256,
         base: Featurizer | None = None,
+        gazetteer: Lexicon | None = None,
     ) -> Featurizer:
         """Vocabularies from ``texts``. With ``base`` the old vocabularies keep their indexes
         and new items are appended, so a warm-started model keeps its embedding rows."""
@@ -297,7 +419,11 @@ class Featurizer:
             )
         if base is not None:
             lexicon, max_len = base.lexicon, base.max_len
-        return cls(chars, bigram_list, lexicon, max_len=max_len)
+            if gazetteer is None:
+                gazetteer = base.gazetteer
+            elif base.gazetteer is None or gazetteer.types != base.gazetteer.types:
+                raise ValueError("a warm start keeps the gazetteer's types (the label set)")
+        return cls(chars, bigram_list, lexicon, max_len=max_len, gazetteer=gazetteer)
 
     # ---- encoding -------------------------------------------------------------------------
 
@@ -306,17 +432,20 @@ class Featurizer:
         names = ["chars"]
         if self.bigrams is not None:
             names.append("bigrams")
-        if self.lexicon is not None:
+        if self.lexicon is not None or self.gazetteer is not None:
             names.append("lexicon")
         return names + ["lengths"]
 
     @property
     def lexicon_dim(self) -> int:
-        return self.lexicon.dim if self.lexicon is not None else 0
+        return sum(lex.dim for lex in (self.lexicon, self.gazetteer) if lex is not None)
 
-    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def encode(
+        self, texts: Sequence[str], gazetteer: Lexicon | None = None
+    ) -> dict[str, np.ndarray]:
         """Padded ``[batch, time]`` arrays (``lexicon`` is ``[batch, time, dim]``) and
-        ``lengths``. An empty text gets length 0 and one padding position."""
+        ``lengths``. An empty text gets length 0 and one padding position. ``gazetteer``
+        stands in for the featurizer's own (training flags each fold with the others')."""
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         batch = len(texts)
         width = max(1, int(lengths.max())) if batch else 1
@@ -338,9 +467,11 @@ class Featurizer:
             following[ends] = END_CODEPOINT
             keys = (cps << CODEPOINT_BITS) | following
             result["bigrams"] = padded(_lookup(self._bigram_keys, self._bigram_ids, keys), np.int64)
-        if self.lexicon is not None:
-            flags = self.lexicon.flags(cps, text_ids)
-            result["lexicon"] = padded(flags, np.float32, (self.lexicon.dim,))
+        gazetteer = gazetteer or self.gazetteer
+        parts = [lex.flags(cps, text_ids) for lex in (self.lexicon, gazetteer) if lex is not None]
+        if parts:
+            flags = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+            result["lexicon"] = padded(flags, np.float32, (flags.shape[1],))
         result["lengths"] = lengths
         return result
 
@@ -357,6 +488,8 @@ class Featurizer:
             "lexicon_types": list(self.lexicon.types) if self.lexicon else [],
             "lexicon_columns": WORD_COLUMNS,
             "lexicon_dim": self.lexicon_dim,
+            "gazetteer": self.gazetteer is not None,
+            "gazetteer_types": list(self.gazetteer.types) if self.gazetteer else [],
             "max_len": self.max_len,
             "normalize": "fullwidth-ascii,lowercase-latin",
         }
@@ -370,6 +503,8 @@ class Featurizer:
         (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), "utf-8")
         if self.lexicon is not None:
             self.lexicon.write(folder / "lexicon.txt")
+        if self.gazetteer is not None:
+            self.gazetteer.write(folder / "gazetteer.txt")
         config_path = folder / "config.json"
         config = json.loads(config_path.read_text("utf-8")) if config_path.exists() else {}
         config["features"] = self.config()
@@ -384,12 +519,15 @@ class Featurizer:
         vocab = json.loads((folder / "vocab.json").read_text("utf-8"))
         lexicon = None
         if features.get("lexicon"):
-            lexicon = Lexicon.read(
-                folder / "lexicon.txt", typed=features.get("lexicon_typed", True)
-            )
+            typed = features.get("lexicon_typed", True)
+            types = features.get("lexicon_types") if typed else None
+            lexicon = Lexicon.read(folder / "lexicon.txt", typed=typed, types=types)
         bigrams = vocab["bigrams"] if "bigrams" in features.get("inputs", []) else None
         max_len = int(config.get("max_len", features.get("max_len", 256)))
-        return cls(vocab["chars"], bigrams, lexicon, max_len=max_len)
+        gazetteer = None
+        if features.get("gazetteer"):
+            gazetteer = Lexicon.read(folder / "gazetteer.txt", types=features["gazetteer_types"])
+        return cls(vocab["chars"], bigrams, lexicon, max_len=max_len, gazetteer=gazetteer)
 
 
 def _has_surrogate(text: str) -> bool:

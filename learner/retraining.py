@@ -207,8 +207,11 @@ def run_training(run_id: int) -> int | None:
     say = _RunLog(run)
     say(f"run {run.pk} ({run.trigger}) started")
     made: list[Path] = []  # the bundle folder, once there is one, to remove on failure
+    from threadpoolctl import threadpool_limits
+
     try:
-        version, promoted = _train_and_export(run, say, made)
+        with threadpool_limits(limits=settings.TRAIN_THREADS):  # numpy's pools, like torch's
+            version, promoted = _train_and_export(run, say, made)
     except Exception as exc:  # any failure ends the run; the active model is never touched
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         say(f"failed: {detail}")
@@ -284,11 +287,12 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     metrics = _served_metrics(folder)
     clock = time.monotonic()
     previous = None
-    if active is not None:
+    serving = ModelVersion.active_for(project)  # an admin may have switched it meanwhile
+    if serving is not None:
         try:
-            previous = score_bundle(active.bundle_path, eval_examples, int8=_int8(active))["f1"]
+            previous = score_bundle(serving.bundle_path, eval_examples, int8=_int8(serving))["f1"]
         except Exception as exc:  # an unloadable active bundle cannot block a replacement
-            say(f"the active version {active.version} could not be scored: {exc!r}")
+            say(f"the active version {serving.version} could not be scored: {exc!r}")
     timings["gate_seconds"] = time.monotonic() - clock
     timings["queued_seconds"] = (run.started - run.created).total_seconds()
     timings["total_seconds"] = (timezone.now() - run.started).total_seconds()

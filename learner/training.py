@@ -24,7 +24,14 @@ from tqdm import tqdm
 
 from annotation.spans import Example, Span
 from annotation.tags import spans_to_tags, tags_to_spans
-from inference.features import Featurizer, Lexicon, normalize_text
+from inference.features import (
+    MAX_WORD_LEN,
+    Featurizer,
+    Lexicon,
+    codepoints,
+    normalize,
+    normalize_text,
+)
 
 from .evaluation import evaluate
 from .nets import Tagger, build_model, hf_model_from_checkpoint
@@ -39,6 +46,12 @@ class FeatureOptions:
     min_bigram_count: int = 1
     lexicon: str | None = "jieba"  # "jieba", a file of word<TAB>type lines, or None
     lexicon_typed: bool = True
+    lexicon_rare_below: int = 0  # jieba frequency under which a word's type gets "_rare"
+    # entity mentions of the training data as a gazetteer typed by label; while training, each
+    # of ``gazetteer_folds`` parts is flagged with the mentions of the other parts only, so
+    # the model learns how far a mention seen elsewhere can be trusted on new text
+    gazetteer: bool = True
+    gazetteer_folds: int = 5
     word_min: int = 2
     word_max: int = 6
     max_len: int = 256
@@ -94,9 +107,13 @@ def labels_of(tags: Sequence[str]) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_lexicon(source: str, typed: bool, word_min: int, word_max: int) -> Lexicon:
+def _cached_lexicon(
+    source: str, typed: bool, word_min: int, word_max: int, rare_below: int = 0
+) -> Lexicon:
     if source == "jieba":
-        return Lexicon.from_jieba(min_len=word_min, max_len=word_max, typed=typed)
+        return Lexicon.from_jieba(
+            min_len=word_min, max_len=word_max, typed=typed, rare_below=rare_below
+        )
     entries = []
     for line in Path(source).read_text("utf-8").splitlines():
         word, _, kind = line.partition("\t")
@@ -105,13 +122,54 @@ def _cached_lexicon(source: str, typed: bool, word_min: int, word_max: int) -> L
     return Lexicon(entries, typed=typed)
 
 
+def entity_gazetteer(examples: Sequence[Example], labels: Sequence[str]) -> Lexicon:
+    """Mentions of 2 to MAX_WORD_LEN characters, typed by their labels (one name may carry
+    several labels)."""
+    entries = [
+        (ex.text[s.start : s.end], s.label)
+        for ex in examples
+        for s in ex.spans
+        if 2 <= s.end - s.start <= MAX_WORD_LEN
+    ]
+    return Lexicon(entries, typed=True, types=sorted(labels))
+
+
+def fold_flags(
+    examples: Sequence[Example], labels: Sequence[str], folds: int, seed: int
+) -> list[np.ndarray]:
+    """Per example, bool ``[length, dim]`` gazetteer flags from the mentions of the other
+    folds (out-of-fold, as new text sees the gazetteer)."""
+    assignment = np.random.default_rng(seed).permutation(len(examples)) % max(folds, 2)
+    out: list[np.ndarray] = [np.zeros(0)] * len(examples)
+    for fold in range(max(folds, 2)):
+        inside = np.nonzero(assignment == fold)[0]
+        if not len(inside):
+            continue
+        others = [ex for ex, k in zip(examples, assignment, strict=True) if k != fold]
+        lexicon = entity_gazetteer(others, labels)
+        texts = [examples[i].text for i in inside]
+        lengths = np.array([len(t) for t in texts], dtype=np.int64)
+        cps = normalize(codepoints("".join(texts)))
+        flags = lexicon.flags(cps, np.repeat(np.arange(len(texts)), lengths)).astype(bool)
+        for i, part in zip(inside, np.split(flags, np.cumsum(lengths)[:-1]), strict=True):
+            out[i] = part
+    return out
+
+
 def make_featurizer(
-    texts: Sequence[str], options: FeatureOptions, base: Featurizer | None = None
+    texts: Sequence[str],
+    options: FeatureOptions,
+    base: Featurizer | None = None,
+    gazetteer: Lexicon | None = None,
 ) -> Featurizer:
     lexicon = None
     if options.lexicon and base is None:
         lexicon = _cached_lexicon(
-            options.lexicon, options.lexicon_typed, options.word_min, options.word_max
+            options.lexicon,
+            options.lexicon_typed,
+            options.word_min,
+            options.word_max,
+            options.lexicon_rare_below,
         )
     return Featurizer.build(
         texts,
@@ -121,6 +179,7 @@ def make_featurizer(
         lexicon=lexicon,
         max_len=options.max_len,
         base=base,
+        gazetteer=gazetteer,
     )
 
 
@@ -293,7 +352,12 @@ def train(
             say("warm start skipped: the label set or architecture differs from the old model's")
             warm_start = None
         base = warm_start.featurizer if warm_start is not None else None
-        featurizer = make_featurizer(texts, options.features, base=base)
+        gazetteer = None
+        if options.features.gazetteer:
+            gazetteer = entity_gazetteer(train_examples, labels)
+            if base is not None and base.gazetteer is None:
+                gazetteer = None  # the old model has no gazetteer input to extend
+        featurizer = make_featurizer(texts, options.features, base=base, gazetteer=gazetteer)
         sizes = {
             "chars": len(featurizer.chars),
             "bigrams": len(featurizer.bigrams) if featurizer.bigrams is not None else 0,
@@ -313,6 +377,15 @@ def train(
     ]
     lengths = np.array([len(t) for t in texts])
     trained = TrainedModel(model, featurizer)
+    out_of_fold = None
+    if featurizer.gazetteer is not None:
+        out_of_fold = fold_flags(
+            train_examples,
+            featurizer.gazetteer.types,
+            options.features.gazetteer_folds,
+            options.seed,
+        )
+        gazetteer_from = featurizer.lexicon_dim - featurizer.gazetteer.dim
     lr = options.lr or default_lr(arch)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=options.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=options.lr_decay)
@@ -332,6 +405,10 @@ def train(
         bar = tqdm(batches, desc=f"epoch {epoch}", disable=not options.progress, leave=False)
         for batch in bar:
             inputs = trained.tensors([texts[i] for i in batch])
+            if out_of_fold is not None:
+                for row, i in enumerate(batch):
+                    flags = torch.from_numpy(out_of_fold[i])
+                    inputs["lexicon"][row, : lengths[i], gazetteer_from:] = flags
             if options.unk_rate > 0:
                 for key in ("chars", "bigrams"):
                     if key in inputs:

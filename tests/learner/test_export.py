@@ -74,6 +74,7 @@ def test_export_writes_every_contract_file(exported):
         "model.int8.onnx",
         "vocab.json",
         "lexicon.txt",
+        "gazetteer.txt",
         "labels.json",
         "crf.json",
         "config.json",

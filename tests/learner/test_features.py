@@ -154,3 +154,50 @@ def test_features_encode_is_fast_on_real_text(datasets_dir):
     chars_per_second = sum(map(len, texts)) / (time.perf_counter() - started)
     # the engine's end-to-end target is 100,000 chars/s; features must cost a fraction of it
     assert chars_per_second > 300_000
+
+
+def test_features_rare_split_types_survive_a_bundle(tmp_path):
+    lexicon = Lexicon.from_jieba(rare_below=10)
+    assert len(lexicon.types) == 2 * len(LEXICON_TYPES) and lexicon.dim == 40
+    assert lexicon.entries["北京"] == "ns"  # a common word keeps its plain type
+    assert any(kind.endswith("_rare") for kind in lexicon.entries.values())
+    featurizer = Featurizer.build(["我爱北京天安门"], lexicon=lexicon)
+    featurizer.save(tmp_path)
+    loaded = Featurizer.from_bundle(tmp_path)
+    assert loaded.lexicon.types == lexicon.types
+    text = ["张三丰在北京大学旁边的天安门广场"]
+    np.testing.assert_array_equal(
+        loaded.encode(text)["lexicon"], featurizer.encode(text)["lexicon"]
+    )
+
+
+def test_features_lexicon_word_with_two_types():
+    lexicon = Lexicon(
+        [("人民日报", "ORG"), ("人民日报", "BOOK"), ("日报", "BOOK")], types=["BOOK", "ORG"]
+    )
+    out = Featurizer.build(["看人民日报"], lexicon=None, gazetteer=lexicon).encode(["看人民日报"])
+    flags = out["lexicon"][0]
+    book_b, org_b = 0, len(WORD_COLUMNS)
+    assert flags[1, book_b] == 1 and flags[1, org_b] == 1
+    assert flags[4, book_b + 2] == 1 and flags[4, org_b + 2] == 1
+    assert flags[3, book_b] == 1 and flags[3, org_b] == 0  # 日报 is only a BOOK
+
+
+def test_features_gazetteer_follows_the_dictionary_flags(tmp_path):
+    gazetteer = Lexicon([("张三", "PER"), ("北京大学", "ORG")], types=["ORG", "PER"])
+    featurizer = Featurizer.build(["张三在北京大学"], lexicon=LEXICON, gazetteer=gazetteer)
+    assert featurizer.lexicon_dim == LEXICON.dim + gazetteer.dim
+    out = featurizer.encode(["张三在北京大学"])["lexicon"][0]
+    assert out.shape == (7, LEXICON.dim + gazetteer.dim)
+    per_b = LEXICON.dim + len(WORD_COLUMNS)  # PER is the gazetteer's second type
+    assert out[0, per_b] == 1 and out[0, column("nr", "B")] == 1
+    other = Lexicon([("北京", "ORG")], types=["ORG", "PER"])
+    swapped = featurizer.encode(["张三在北京大学"], gazetteer=other)["lexicon"][0]
+    assert swapped[0, per_b] == 0 and swapped[3, LEXICON.dim] == 1
+    featurizer.save(tmp_path)
+    assert (tmp_path / "gazetteer.txt").read_text("utf-8").splitlines() == [
+        "张三\tPER",
+        "北京大学\tORG",
+    ]
+    loaded = Featurizer.from_bundle(tmp_path)
+    np.testing.assert_array_equal(loaded.encode(["张三在北京大学"])["lexicon"][0], out)

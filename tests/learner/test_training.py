@@ -8,6 +8,8 @@ from learner.training import (
     FeatureOptions,
     TrainedModel,
     TrainOptions,
+    entity_gazetteer,
+    fold_flags,
     label_tags,
     train,
 )
@@ -123,3 +125,16 @@ def test_training_transformer_learns(sentences):
     )
     model = train(sentences, sentences, "transformer_crf", options, log=None)
     assert model.summary["dev_f1"] > 0.8
+
+
+def test_training_gazetteer_flags_are_out_of_fold():
+    examples = [
+        Example("王小明来了", [Span(0, 3, "PER")]),
+        Example("我见到王小明", [Span(3, 6, "PER")]),
+        Example("李四来了", [Span(0, 2, "PER")]),
+    ]
+    flags = fold_flags(examples, ["PER"], folds=3, seed=0)
+    assert flags[2].sum() == 0  # 李四 is in no other example
+    assert flags[0][0, 0] and flags[0][2, 2]  # 王小明 is, in example 1 (B and E flags)
+    full = entity_gazetteer(examples, ["PER"])
+    assert set(full.entries) == {"王小明", "李四"}
