@@ -201,3 +201,16 @@ def test_features_gazetteer_follows_the_dictionary_flags(tmp_path):
     ]
     loaded = Featurizer.from_bundle(tmp_path)
     np.testing.assert_array_equal(loaded.encode(["张三在北京大学"])["lexicon"][0], out)
+
+
+def test_features_hash_table_probes_past_collisions():
+    from inference.features import _HashTable
+
+    top = np.uint64(1) << np.uint64(60)  # same top bits: every key wants the same home slot
+    keys = np.array([top + np.uint64(i) for i in range(1, 40)] + [0], dtype=np.uint64)
+    values = np.arange(1, 41, dtype=np.uint64)
+    table = _HashTable(keys, values)
+    np.testing.assert_array_equal(table.lookup(keys), values)
+    absent = np.array([top, top + np.uint64(99), np.uint64(12345)], dtype=np.uint64)
+    assert not table.lookup(absent).any()
+    assert not _HashTable(np.zeros(0, np.uint64), np.zeros(0, np.uint64)).lookup(absent).any()

@@ -180,3 +180,13 @@ def test_selection_take_character_prefix():
     assert take(order, lengths, Budget(30, "characters")).tolist() == [2]
     assert take(order, lengths, Budget(31, "characters")).tolist() == [2, 0]
     assert take(order, lengths, Budget(41, "characters")).tolist() == [2, 0, 1]
+
+
+def test_selection_cold_start_on_a_large_pool_clusters_a_sample(monkeypatch):
+    monkeypatch.setattr(selection, "COLD_START_SAMPLE", 20)
+    texts = [f"第{i}个句子，张三在北京{i % 5}号工作。" for i in range(60)]
+    pool = Pool(ids=np.arange(100, 160), lengths=[len(t) for t in texts], texts=texts)
+    everything = select("entropy_kmeans", pool, Budget(60), seed=2)
+    assert sorted(everything.tolist()) == pool.ids.tolist()
+    first = select("entropy_kmeans", pool, Budget(4), seed=2)
+    assert len(set(first.tolist())) == 4
