@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the run")
     parser.add_argument("--tolerance", type=float, default=0.05)
+    parser.add_argument("--cold", action="store_true", help="also train all of it from scratch")
     args = parser.parse_args()
 
     folder = Path(tempfile.mkdtemp(prefix="nerloop-bench-retraining-"))
@@ -58,11 +59,15 @@ def main() -> None:
     held_out = [ex for ex in read_file(datasets / "dev.char.bmes", strict=False) if ex.text]
     pool = pool[: args.sentences]
     labels = sorted({s.label for ex in pool + held_out for s in ex.spans})
-    project = Project.objects.create(
-        name="bench", labels=normalize_labels(labels), promotion_tolerance=args.tolerance
-    )
 
-    def add(examples, split):
+    def new_project(name: str) -> Project:
+        return Project.objects.create(
+            name=name, labels=normalize_labels(labels), promotion_tolerance=args.tolerance
+        )
+
+    project = new_project("bench")
+
+    def add(examples, split, project=project):
         docs = Document.objects.bulk_create(
             Document(project=project, text=ex.text, split=split, status="validated")
             for ex in examples
@@ -76,7 +81,7 @@ def main() -> None:
     add(pool[: len(pool) // 2], "train")
     rows = []
 
-    def run_once(label: str) -> ModelVersion:
+    def run_once(label: str, project=project) -> ModelVersion:
         run, _ = request_training(project)
         started = time.monotonic()
         version_id = run_training(run.pk)
@@ -128,6 +133,11 @@ def main() -> None:
     if second.status == ModelVersion.Status.ACTIVE:
         switched = min(t for t, v in answers if v == second.version)
         swap = round(switched - second.activated.timestamp(), 3)
+    if args.cold:  # for comparison: the same data from scratch (a project's very first run)
+        scratch = new_project("bench from scratch")
+        add(held_out, "eval", scratch)
+        add(pool, "train", scratch)
+        run_once("from scratch, all the data", scratch)
 
     print(f"{'run':28}{'sents':>7}{'chars':>8}{'warm':>6}{'epochs':>7}{'F1':>8}"
           f"{'train s':>9}{'export s':>9}{'total s':>9}")  # fmt: skip
