@@ -259,7 +259,7 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     options = TrainOptions(
         epochs=12 if warm else 40,
         patience=2 if warm else 4,
-        time_budget=settings.TRAIN_TIME_BUDGET,
+        time_budget=settings.RETRAIN_TIME_BUDGET if warm else settings.TRAIN_TIME_BUDGET,
         seed=13 + run.pk,
         threads=settings.TRAIN_THREADS,
         progress=False,

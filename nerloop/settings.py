@@ -69,9 +69,12 @@ ASSIGNMENT_TTL = env_int("NERLOOP_ASSIGNMENT_TTL", 1800, minimum=10)
 IMPORT_MAX_BYTES = env_int("NERLOOP_IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 # Largest non-file request body (JSON bulk document creation), in bytes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NERLOOP_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
-# Retraining (learner/retraining.py): seconds of training per run (warm starts stop early
-# well before), the hard Celery time limit of a run, and how often beat checks the pools.
+# Retraining (learner/retraining.py): seconds of training of a run from scratch and of one
+# warm-started from the active model (fine-tuning converges in a few epochs, and the loop
+# should turn around in about two minutes), the hard Celery time limit of a run, and how
+# often beat checks the feedback pools.
 TRAIN_TIME_BUDGET = env_int("NERLOOP_TRAIN_TIME_BUDGET", 300, minimum=1)
+RETRAIN_TIME_BUDGET = env_int("NERLOOP_RETRAIN_TIME_BUDGET", 100, minimum=1)
 TRAIN_TIME_LIMIT = env_int("NERLOOP_TRAIN_TIME_LIMIT", 1800, minimum=10)
 RETRAIN_CHECK_SECONDS = env_int("NERLOOP_RETRAIN_CHECK_SECONDS", 60, minimum=1)
 # torch threads of a training run. One by default: torch's OpenMP threads spin, and on a

@@ -186,7 +186,8 @@ def small_project(datasets_dir, tmp_path):
     project = resume_project(retrain_threshold=10, promotion_tolerance=0.05)
     add_documents(project, resume_examples(datasets_dir, limit=60), Document.Split.TRAIN)
     add_documents(project, resume_examples(datasets_dir, "dev.char.bmes", limit=25), "eval")
-    with override_settings(BUNDLE_DIR=tmp_path / "bundles", TRAIN_TIME_BUDGET=25):
+    budgets = {"TRAIN_TIME_BUDGET": 25, "RETRAIN_TIME_BUDGET": 25}
+    with override_settings(BUNDLE_DIR=tmp_path / "bundles", **budgets):
         yield project
 
 
