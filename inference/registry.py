@@ -5,6 +5,10 @@ before its reference is published; a reload builds the new object first and only
 replaces the old one, so a request never sees a half-loaded model. The replaced object is not
 unloaded: requests that already hold it finish on it, and it is freed when the last of them
 drops its reference. A failed load leaves whatever was serving in place and re-raises.
+
+A process keeps at most ``capacity`` bundles (``NERLOOP_MAX_LOADED_BUNDLES``): past it, the
+one used least recently is dropped, so a worker that predicted with every version a project
+ever trained does not hold all of them in memory. A dropped bundle loads again on next use.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from .bundle import BundleError
@@ -56,12 +61,20 @@ def smoke_check(model: ModelBundle) -> None:
             raise BundleError(f"bundle {model.path} gave a malformed smoke prediction")
 
 
+def _capacity() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "MAX_LOADED_BUNDLES", 4)) if settings.configured else 4
+
+
 class Registry:
-    def __init__(self, failure_ttl: float = 5.0) -> None:
+    def __init__(self, failure_ttl: float = 5.0, capacity: int | None = None) -> None:
         """``failure_ttl``: seconds a failed load is remembered, so a broken bundle answers
-        requests with ModelNotReady at once instead of re-hashing its files every time."""
+        requests with ModelNotReady at once instead of re-hashing its files every time.
+        ``capacity``: most bundles kept loaded (None: the MAX_LOADED_BUNDLES setting)."""
         self.failure_ttl = failure_ttl
-        self._models: dict[str, ModelBundle] = {}
+        self.capacity = capacity
+        self._models: OrderedDict[str, ModelBundle] = OrderedDict()
         self._failures: dict[str, tuple[float, str]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -84,6 +97,7 @@ class Registry:
         key = _key(path)
         model = self._models.get(key)
         if model is not None:
+            self._touch(key)
             return model
         with self._lock_for(key):
             model = self._models.get(key)
@@ -97,9 +111,25 @@ class Registry:
                     self._failures[key] = (time.monotonic(), str(exc))
                     raise ModelNotReady(str(exc)) from exc
                 self._failures.pop(key, None)
-                self._models[key] = model
+                self._publish(key, model)
                 logger.info("serving bundle %s version %s", key, model.version)
             return model
+
+    def _touch(self, key: str) -> None:
+        with self._guard:
+            if key in self._models:
+                self._models.move_to_end(key)
+
+    def _publish(self, key: str, model: ModelBundle) -> None:
+        """Serve ``model`` under ``key``; drop the least recently used bundles over capacity
+        (requests holding one finish on it)."""
+        capacity = max(1, self.capacity if self.capacity is not None else _capacity())
+        with self._guard:
+            self._models[key] = model
+            self._models.move_to_end(key)
+            while len(self._models) > capacity:
+                dropped, _ = self._models.popitem(last=False)
+                logger.info("dropped bundle %s (least recently used of %d)", dropped, capacity)
 
     def reload(self, path: str | Path) -> ModelBundle:
         """Load ``path`` afresh (its files changed) and replace the served object only once the
@@ -108,7 +138,7 @@ class Registry:
         key = _key(path)
         with self._lock_for(key):
             model = self._load(key)
-            self._models[key] = model
+            self._publish(key, model)
             self._failures.pop(key, None)
         logger.info("reloaded bundle %s, now version %s", key, model.version)
         return model
@@ -120,20 +150,23 @@ class Registry:
         new_key = _key(new_path)
         with self._lock_for(new_key):
             model = self._models.get(new_key) or self._load(new_key)
-            self._models[new_key] = model
+            self._publish(new_key, model)
         if old_path is not None and _key(old_path) != new_key:
             self.unload(old_path)
         return model
 
     def unload(self, path: str | Path) -> None:
         """Forget the bundle at ``path``; requests holding it finish on it."""
-        self._models.pop(_key(path), None)
+        with self._guard:
+            self._models.pop(_key(path), None)
 
     def loaded(self) -> dict[str, ModelBundle]:
-        return dict(self._models)
+        with self._guard:
+            return dict(self._models)
 
     def clear(self) -> None:
-        self._models.clear()
+        with self._guard:
+            self._models.clear()
         self._failures.clear()
 
     def default(self) -> ModelBundle:

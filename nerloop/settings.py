@@ -63,6 +63,8 @@ PREDICT_MAX_CHARS = env_int("NERLOOP_PREDICT_MAX_CHARS", 10_000, minimum=1)
 PREDICT_MAX_TEXTS = env_int("NERLOOP_PREDICT_MAX_TEXTS", 256, minimum=1)
 ORT_THREADS = env_int("NERLOOP_ORT_THREADS", 0)
 SERVE_INT8 = env_bool("NERLOOP_SERVE_INT8", True)
+# Most model bundles one process keeps loaded; the least recently used one goes first.
+MAX_LOADED_BUNDLES = env_int("NERLOOP_MAX_LOADED_BUNDLES", 4, minimum=1)
 # Seconds a review-queue item stays assigned to the annotator who took it.
 ASSIGNMENT_TTL = env_int("NERLOOP_ASSIGNMENT_TTL", 1800, minimum=10)
 # Largest upload accepted by the document import endpoint, in bytes.
@@ -166,9 +168,11 @@ LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 
 REST_FRAMEWORK = {
+    # Token first: a caller with no credentials gets 401 with a WWW-Authenticate challenge
+    # (the first class decides it; session authentication sends none, which would make 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -62,13 +62,12 @@ def world(db) -> World:
 def expected(allowed: tuple[str, ...], role: str, ok: int) -> int:
     """The status ``role`` should get from an endpoint that ``allowed`` roles may use.
 
-    Anonymous callers get 403 (session authentication comes first, and it sends no
-    WWW-Authenticate challenge), non-members 404 (the project is not theirs to know about),
-    members with too small a role 403.
+    Anonymous callers get 401 (with a WWW-Authenticate: Token challenge), non-members 404
+    (the project is not theirs to know about), members with too small a role 403.
     """
     if role in allowed:
         return ok
-    return 404 if role == "outsider" else 403
+    return {"outsider": 404, "anonymous": 401}.get(role, 403)
 
 
 @pytest.fixture

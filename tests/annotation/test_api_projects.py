@@ -18,7 +18,10 @@ def test_projects_list_shows_only_the_callers_projects(world):
 
 
 def test_projects_list_needs_authentication(world):
-    assert world.api("anonymous").get("/api/v1/projects").status_code == 403
+    response = world.api("anonymous").get("/api/v1/projects")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert response.json()["error"]["code"] == "not_authenticated"
 
 
 def test_projects_create_makes_the_caller_admin(world):

@@ -30,7 +30,7 @@ def test_token_bad_token_is_refused(world):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef")
     response = client.get("/api/v1/projects")
-    assert response.status_code == 403  # session authentication is first: no 401 challenge
+    assert response.status_code == 401 and response["WWW-Authenticate"] == "Token"
     assert response.json()["error"]["code"] == "authentication_failed"
 
 

@@ -230,7 +230,7 @@ def test_workspace_holds_the_next_item_ahead_and_no_more(page, live_server, worl
     open_workspace(page, live_server, world)
     assert shown_doc(page) == first.pk
     wait_for(lambda: held() == [first.pk, second.pk], timeout=5)
-    assert page.inner_text("#stat-done-today") == "0"
+    page.wait_for_function("document.getElementById('stat-done-today').textContent === '0'")
     page.wait_for_timeout(300)
     page.keyboard.press("s")  # skipping moves on to the item held ahead as well
     page.wait_for_function(f"document.getElementById('doc-view').dataset.docId === '{second.pk}'")

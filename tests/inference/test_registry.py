@@ -143,3 +143,25 @@ def test_registry_retries_a_failed_load_after_its_ttl(tmp_path):
         reg.get(folder)
     build_tiny_bundle(folder)
     assert reg.get(folder).ready
+
+
+def test_registry_keeps_at_most_capacity_bundles_dropping_least_recent(tmp_path):
+    folders = [build_tiny_bundle(tmp_path / name, version=name) for name in ("a", "b", "c")]
+    reg = Registry(capacity=2)
+    first = reg.get(folders[0])
+    reg.get(folders[1])
+    assert reg.get(folders[0]) is first  # a is now the most recently used
+    reg.get(folders[2])
+    assert sorted(reg.loaded()) == sorted(str(f.resolve()) for f in (folders[0], folders[2]))
+    assert first.predict(["张三"])[0].model_version == "a"
+    again = reg.get(folders[1])  # dropped bundles load again on demand
+    assert again.version == "b" and len(reg.loaded()) == 2
+
+
+def test_registry_capacity_comes_from_settings(tmp_path):
+    folders = [build_tiny_bundle(tmp_path / name, version=name) for name in ("a", "b")]
+    with override_settings(MAX_LOADED_BUNDLES=1):
+        reg = Registry()
+        reg.get(folders[0])
+        reg.get(folders[1])
+        assert list(reg.loaded()) == [str(folders[1].resolve())]
