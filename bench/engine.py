@@ -290,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     RESULTS.mkdir(parents=True, exist_ok=True)
     out_path = RESULTS / "engine.json"
-    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
     datasets = [d for d in args.datasets.split(",") if d]
     archs = [a for a in args.archs.split(",") if a]
     training = []
@@ -319,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             speed["texts"] = f"{name} {splits['eval_name']} sentences, shuffled"
             b64 = {r["runtime"]: r["chars_per_s"] for r in speed["throughput"] if r["batch"] == 64}
             speed["int8_vs_torch_b64"] = b64["onnx_int8"] / b64["torch_eager"]
-    # datasets not run this time keep their previous rows, so partial runs add up
+    # datasets not run this time keep their previous rows, so partial runs add up (read now,
+    # not at the start: runs of different datasets may go on side by side)
+    previous = json.loads(out_path.read_text()) if out_path.exists() else {}
     keep = [
         row
         for row in previous.get("training", [])
