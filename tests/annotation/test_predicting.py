@@ -119,6 +119,18 @@ def test_predicting_without_any_model_raises_model_not_ready(world, tmp_path):
     assert Document.objects.get(pk=doc.pk).status == "new"
 
 
+def test_prediction_task_without_any_model_waits_with_one_warning(world, tmp_path, caplog):
+    from annotation.tasks import predict_documents as task
+
+    doc = world.document()
+    with override_settings(DEFAULT_BUNDLE=str(tmp_path / "missing")):
+        assert task(world.project.pk, [doc.pk]) == 0
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "1 documents wait for a model" in warnings[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
+    assert Document.objects.get(pk=doc.pk).status == "new"
+
+
 def test_model_version_activate_retires_the_previous_one(world):
     first = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/1")
     second = ModelVersion.objects.create(project=world.project, version="v2", bundle_path="/2")
