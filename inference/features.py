@@ -440,12 +440,9 @@ class Featurizer:
     def lexicon_dim(self) -> int:
         return sum(lex.dim for lex in (self.lexicon, self.gazetteer) if lex is not None)
 
-    def encode(
-        self, texts: Sequence[str], gazetteer: Lexicon | None = None
-    ) -> dict[str, np.ndarray]:
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Padded ``[batch, time]`` arrays (``lexicon`` is ``[batch, time, dim]``) and
-        ``lengths``. An empty text gets length 0 and one padding position. ``gazetteer``
-        stands in for the featurizer's own (training flags each fold with the others')."""
+        ``lengths``. An empty text gets length 0 and one padding position."""
         lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
         batch = len(texts)
         width = max(1, int(lengths.max())) if batch else 1
@@ -467,8 +464,8 @@ class Featurizer:
             following[ends] = END_CODEPOINT
             keys = (cps << CODEPOINT_BITS) | following
             result["bigrams"] = padded(_lookup(self._bigram_keys, self._bigram_ids, keys), np.int64)
-        gazetteer = gazetteer or self.gazetteer
-        parts = [lex.flags(cps, text_ids) for lex in (self.lexicon, gazetteer) if lex is not None]
+        lexicons = (self.lexicon, self.gazetteer)
+        parts = [lex.flags(cps, text_ids) for lex in lexicons if lex is not None]
         if parts:
             flags = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
             result["lexicon"] = padded(flags, np.float32, (flags.shape[1],))
