@@ -25,7 +25,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         from learner.selection import STRATEGIES, UNITS
-        from learner.simulation import CORPORA
+        from learner.simulation import CORPORA, DEFAULT_BATCH_SIZES, SimulationOptions
+
+        defaults = SimulationOptions()
 
         parser.add_argument(
             "--corpus",
@@ -47,10 +49,10 @@ class Command(BaseCommand):
         parser.add_argument("--seed-size", default="2%", help="e.g. 2%% of the pool, or 500")
         parser.add_argument(
             "--batch-size",
-            default="3%,5%,10%,10%",
+            default=",".join(DEFAULT_BATCH_SIZES),
             help="per round, comma-separated; the last value repeats (units of --unit)",
         )
-        parser.add_argument("--rounds", type=int, default=4)
+        parser.add_argument("--rounds", type=int, default=defaults.rounds)
         parser.add_argument("--repeats", type=int, default=1)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--arch", default="bilstm_crf")
@@ -67,9 +69,14 @@ class Command(BaseCommand):
             help="evaluation sentences early stopping scores each epoch (0: all); F1 is "
             "reported on the whole evaluation set",
         )
-        parser.add_argument("--epochs", type=int, default=8, help="per warm-started round")
-        parser.add_argument("--patience", type=int, default=2)
-        parser.add_argument("--first-epochs", type=int, default=20, help="seed-set model")
+        parser.add_argument(
+            "--epochs", type=int, default=defaults.epochs, help="per warm-started round"
+        )
+        parser.add_argument("--patience", type=int, default=defaults.patience)
+        parser.add_argument(
+            "--first-epochs", type=int, default=defaults.first_epochs, help="seed-set model"
+        )
+        parser.add_argument("--first-patience", type=int, default=defaults.first_patience)
         parser.add_argument(
             "--min-epoch-sentences",
             type=int,
@@ -122,6 +129,7 @@ class Command(BaseCommand):
                 arch=opts["arch"],
                 new_share=opts["new_share"],
                 first_epochs=opts["first_epochs"],
+                first_patience=opts["first_patience"],
                 min_epoch_sentences=opts["min_epoch_sentences"],
                 stop_sentences=opts["stop_sentences"],
                 epochs=opts["epochs"],
