@@ -71,16 +71,14 @@ def load_corpus(name: str, train_path: str | Path, eval_path: str | Path) -> Cor
     return Corpus(name, pool, held_out, labels)
 
 
-DEFAULT_BATCH_SIZES = ("2%", "2%", "2%", "2%", "10%")  # the last one repeats
-
-
 @dataclass
 class SimulationOptions:
     strategies: list[str] = field(default_factory=lambda: ["random", "entropy_kmeans"])
     unit: str = "characters"
     seed_size: str = "2%"
-    # small batches while the model is weak (it re-ranks the pool after every 2%), then 10%
-    batch_sizes: list[str] = field(default_factory=lambda: list(DEFAULT_BATCH_SIZES))
+    # small batches while the model is weak (it re-ranks the pool after every 2%), then 10%;
+    # the last one repeats
+    batch_sizes: list[str] = field(default_factory=lambda: ["2%", "2%", "2%", "2%", "10%"])
     rounds: int = 6  # points at 2, 4, 6, 8, 10, 20 and 30% with the defaults
     repeats: int = 1
     seed: int = 0

@@ -25,7 +25,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         from learner.selection import STRATEGIES, UNITS
-        from learner.simulation import CORPORA, DEFAULT_BATCH_SIZES, SimulationOptions
+        from learner.simulation import CORPORA, SimulationOptions
 
         defaults = SimulationOptions()
 
@@ -42,30 +42,32 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--strategies",
-            default="random,entropy_kmeans",
+            default=",".join(defaults.strategies),
             help=f"comma-separated, from: {', '.join(sorted(STRATEGIES))}",
         )
-        parser.add_argument("--unit", default="characters", choices=UNITS)
-        parser.add_argument("--seed-size", default="2%", help="e.g. 2%% of the pool, or 500")
+        parser.add_argument("--unit", default=defaults.unit, choices=UNITS)
+        parser.add_argument(
+            "--seed-size", default=defaults.seed_size, help="e.g. 2%% of the pool, or 500"
+        )
         parser.add_argument(
             "--batch-size",
-            default=",".join(DEFAULT_BATCH_SIZES),
+            default=",".join(defaults.batch_sizes),
             help="per round, comma-separated; the last value repeats (units of --unit)",
         )
         parser.add_argument("--rounds", type=int, default=defaults.rounds)
-        parser.add_argument("--repeats", type=int, default=1)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--arch", default="bilstm_crf")
+        parser.add_argument("--repeats", type=int, default=defaults.repeats)
+        parser.add_argument("--seed", type=int, default=defaults.seed)
+        parser.add_argument("--arch", default=defaults.arch)
         parser.add_argument(
             "--new-share",
             type=float,
-            default=0.15,
+            default=defaults.new_share,
             help="most that new data may make of a warm-started round (rest is replay)",
         )
         parser.add_argument(
             "--stop-sentences",
             type=int,
-            default=500,
+            default=defaults.stop_sentences,
             help="evaluation sentences early stopping scores each epoch (0: all); F1 is "
             "reported on the whole evaluation set",
         )
@@ -80,14 +82,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--min-epoch-sentences",
             type=int,
-            default=600,
+            default=defaults.min_epoch_sentences,
             help="smaller training sets are repeated up to this many sentences per epoch",
         )
-        parser.add_argument("--full-epochs", type=int, default=30, help="full-pool reference")
-        parser.add_argument("--time-budget", type=float, default=None, help="seconds per run")
-        parser.add_argument("--full-time-budget", type=float, default=1200.0)
+        parser.add_argument(
+            "--full-epochs", type=int, default=defaults.full_epochs, help="full-pool reference"
+        )
+        parser.add_argument(
+            "--time-budget", type=float, default=defaults.time_budget, help="seconds per run"
+        )
+        parser.add_argument("--full-time-budget", type=float, default=defaults.full_time_budget)
         parser.add_argument("--no-full", action="store_true", help="skip the full-pool reference")
-        parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+        parser.add_argument(
+            "--threads", type=int, default=defaults.threads, help="torch threads per process"
+        )
         parser.add_argument("--jobs", type=int, default=1, help="processes running curves")
         parser.add_argument("--out", default="bench/results/simulate_al", help="output folder")
 
