@@ -2,8 +2,6 @@
 
 - ``replay_mix``: a warm-started round fine-tunes on the new batch plus replayed old labels,
   the new part at most ``new_share`` of the set, so the model does not forget what it knew.
-- ``WARM_SHRINK``/``WARM_PERTURB``: how a warm start mixes the old weights with a fresh
-  initialisation.
 - ``oversample``: a seed set of fifty sentences is two batches; with a dev evaluation after
   every epoch, early stopping would judge the model after a handful of updates (and training
   time would go to evaluation). Repeating a small set to a minimum epoch size fixes both.
@@ -17,13 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 
 MIN_EPOCH_SENTENCES = 600
-# A warm start begins from shrink * old + perturb * fresh initialisation ("shrink and perturb",
-# Ash & Adams, "On warm-starting neural network training", 2020): a model fine-tuned from its
-# own weights generalises worse than one trained afresh, and an active-learning batch is a
-# biased sample. CLUENER, 3 seeds, entropy_kmeans at 10% of the characters: 60.48 F1 copying
-# the weights, 62.09 with 0.5/0.1, 61.63 with 0.8/0.1; random sampling 57.80 -> 57.86.
-WARM_SHRINK = 0.5
-WARM_PERTURB = 0.1
 
 
 def replay_mix(

@@ -27,13 +27,7 @@ from annotation.spans import Example
 
 from . import selection
 from .evaluation import evaluate
-from .incremental import (
-    MIN_EPOCH_SENTENCES,
-    WARM_PERTURB,
-    WARM_SHRINK,
-    oversample,
-    replay_mix,
-)
+from .incremental import MIN_EPOCH_SENTENCES, oversample, replay_mix
 
 Log = Callable[[str], None]
 
@@ -98,8 +92,6 @@ class SimulationOptions:
     first_patience: int = 5
     epochs: int = 15
     patience: int = 3
-    warm_shrink: float = WARM_SHRINK  # warm rounds start from shrink * old + perturb * fresh
-    warm_perturb: float = WARM_PERTURB
     lr: float | None = None  # None: the architecture's default
     time_budget: float | None = None  # seconds per training run
     full_pool: bool = True
@@ -120,8 +112,6 @@ class SimulationOptions:
             raise ValueError(f"unit must be one of {selection.UNITS}")
         if not 0 < self.new_share <= 1:
             raise ValueError("new_share must be in (0, 1]")
-        if self.warm_shrink < 0 or self.warm_perturb < 0:
-            raise ValueError("warm_shrink and warm_perturb must not be negative")
         for amount in [self.seed_size, *self.batch_sizes]:
             parse_amount(amount)
 
@@ -202,8 +192,6 @@ def _train(
         seed=seed,
         threads=options.threads,
         time_budget=budget,
-        warm_shrink=options.warm_shrink,
-        warm_perturb=options.warm_perturb,
         progress=False,
     )
     started = time.monotonic()

@@ -34,7 +34,6 @@ from inference.features import (
 )
 
 from .evaluation import evaluate
-from .incremental import WARM_PERTURB, WARM_SHRINK
 from .nets import Tagger, build_model, hf_model_from_checkpoint
 
 WEIGHTS_FILE = "model.pt"
@@ -74,10 +73,6 @@ class TrainOptions:
     # unseen text (a new corpus, a new domain) relies on
     unk_rate: float = 0.05
     ema: float = 0.999  # decay of an exponential moving average of the weights (0: off)
-    # warm start as "shrink and perturb": w = shrink * old + perturb * fresh init (1 and 0 copy
-    # the old weights as they are)
-    warm_shrink: float = WARM_SHRINK
-    warm_perturb: float = WARM_PERTURB
     hparams: dict = field(default_factory=dict)
     features: FeatureOptions = field(default_factory=FeatureOptions)
     init_from: str | None = None  # a Hugging Face checkpoint folder, or a saved nerloop model
@@ -305,31 +300,21 @@ class WeightAverage:
         model.load_state_dict(self.shadow)
 
 
-def _warm_start(
-    model: Tagger, source: TrainedModel, shrink: float = 1.0, perturb: float = 0.0
-) -> None:
-    """Copy every weight of ``source`` whose shape fits, as ``shrink * old + perturb * fresh``
-    (``model`` holds a fresh initialisation); embedding tables that grew keep the old rows
-    (the featurizer was extended with ``base=``, so old indexes are unchanged)."""
+def _warm_start(model: Tagger, source: TrainedModel) -> None:
+    """Copy every weight of ``source`` whose shape fits; embedding tables that grew keep the
+    old rows (the featurizer was extended with ``base=``, so old indexes are unchanged)."""
     own = model.state_dict()
     for name, value in source.model.state_dict().items():
         if name not in own:
             continue
-        fresh = own[name]
-        if fresh.shape == value.shape:
-            rows = slice(None)
-        elif fresh.dim() == 2 and fresh.shape[1] == value.shape[1] and name.endswith("weight"):
-            rows = slice(0, min(fresh.shape[0], value.shape[0]))
-        else:
-            continue
-        old = value[rows] if fresh.dim() else value
-        if fresh.is_floating_point() and (shrink != 1.0 or perturb != 0.0):
-            old = shrink * old + perturb * (fresh[rows] if fresh.dim() else fresh)
-        if fresh.shape == value.shape:
-            own[name] = old.clone()
-        else:
-            own[name] = fresh.clone()
-            own[name][rows] = old
+        target = own[name]
+        if target.shape == value.shape:
+            own[name] = value.clone()
+        elif target.dim() == 2 and target.shape[1] == value.shape[1] and name.endswith("weight"):
+            rows = min(target.shape[0], value.shape[0])
+            target = target.clone()
+            target[:rows] = value[:rows]
+            own[name] = target
     model.load_state_dict(own)
 
 
@@ -382,7 +367,7 @@ def train(
         hparams.update(options.hparams)
         model = build_model(arch, tags, sizes, hparams)
         if warm_start is not None:
-            _warm_start(model, warm_start, options.warm_shrink, options.warm_perturb)
+            _warm_start(model, warm_start)
             say(f"warm start from the previous {arch} model")
 
     tag_index = {t: i for i, t in enumerate(tags)}

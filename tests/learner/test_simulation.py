@@ -56,8 +56,6 @@ def test_simulation_resolve_amount_in_characters_and_sentences():
 def test_simulation_options_refuse_unknown_strategy():
     with pytest.raises(ValueError, match="unknown strategies"):
         simulation.SimulationOptions(strategies=["entropy", "qbc"])
-    with pytest.raises(ValueError, match="warm_shrink"):
-        simulation.SimulationOptions(warm_shrink=-0.5)
 
 
 def test_simulation_summary_interpolates_at_ten_percent_and_finds_95():

@@ -76,13 +76,6 @@ class Command(BaseCommand):
         )
         parser.add_argument("--patience", type=int, default=defaults.patience)
         parser.add_argument(
-            "--warm-shrink",
-            type=float,
-            default=defaults.warm_shrink,
-            help="a warm round starts from SHRINK * old + PERTURB * fresh weights (1 and 0: copy)",
-        )
-        parser.add_argument("--warm-perturb", type=float, default=defaults.warm_perturb)
-        parser.add_argument(
             "--first-epochs", type=int, default=defaults.first_epochs, help="seed-set model"
         )
         parser.add_argument("--first-patience", type=int, default=defaults.first_patience)
@@ -149,8 +142,6 @@ class Command(BaseCommand):
                 stop_sentences=opts["stop_sentences"],
                 epochs=opts["epochs"],
                 patience=opts["patience"],
-                warm_shrink=opts["warm_shrink"],
-                warm_perturb=opts["warm_perturb"],
                 time_budget=opts["time_budget"],
                 full_pool=not opts["no_full"],
                 full_epochs=opts["full_epochs"],
