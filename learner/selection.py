@@ -115,6 +115,12 @@ def select(
     """
     if len(pool) == 0:
         return pool.ids[:0]
+    # threadpool_limits caps only the libraries already loaded: load scikit-learn's OpenMP
+    # and BLAS first, or the first selection in a process runs multi-threaded and, its
+    # floating-point sums ordered differently, picks another batch for the same seed.
+    import sklearn.cluster
+    import sklearn.decomposition
+    import sklearn.feature_extraction.text  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads):

@@ -1,3 +1,7 @@
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -190,3 +194,41 @@ def test_selection_cold_start_on_a_large_pool_clusters_a_sample(monkeypatch):
     assert sorted(everything.tolist()) == pool.ids.tolist()
     first = select("entropy_kmeans", pool, Budget(4), seed=2)
     assert len(set(first.tolist())) == 4
+
+
+def test_selection_first_call_in_a_fresh_process_runs_single_threaded(tmp_path):
+    """threadpool_limits caps only libraries already loaded; scikit-learn's OpenMP used to load
+    inside the first selection and run uncapped, so the same seed picked another batch in a
+    fresh process (the first curve of every simulate_al worker) than later in it."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "first_selection.py"
+    script.write_text(
+        "import numpy as np, threadpoolctl\n"
+        "from learner import selection\n"
+        "seen = []\n"
+        "original = selection._cluster\n"
+        "def spy(*args, **kwargs):\n"
+        "    labels = original(*args, **kwargs)\n"
+        "    seen.extend(i['num_threads'] for i in threadpoolctl.threadpool_info())\n"
+        "    return labels\n"
+        "selection._cluster = spy\n"
+        "rng = np.random.default_rng(0)\n"
+        "texts = [''.join(rng.choice(list('北京上海大学公司张三'), size=12)) for _ in range(300)]\n"
+        "pool = selection.Pool(ids=np.arange(300), lengths=[12] * 300, texts=texts)\n"
+        "selection.select('entropy_kmeans', pool, selection.Budget(20), seed=1)\n"
+        "print(seen)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "2"},
+    )
+    assert result.returncode == 0, result.stderr
+    threads = json.loads(result.stdout.strip().splitlines()[-1])
+    assert threads and set(threads) == {1}, threads
