@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,9 +202,6 @@ def test_selection_first_call_in_a_fresh_process_runs_single_threaded(tmp_path):
     """threadpool_limits caps only libraries already loaded; scikit-learn's OpenMP used to load
     inside the first selection and run uncapped, so the same seed picked another batch in a
     fresh process (the first curve of every simulate_al worker) than later in it."""
-    import subprocess
-    import sys
-
     script = tmp_path / "first_selection.py"
     script.write_text(
         "import numpy as np, threadpoolctl\n"
