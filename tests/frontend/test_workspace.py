@@ -242,6 +242,27 @@ def test_workspace_holds_the_next_item_ahead_and_no_more(page, live_server, worl
     wait_for(lambda: held() == [third.pk], timeout=5)  # nothing left to fetch ahead
 
 
+def test_workspace_gives_the_item_held_ahead_back_when_the_page_is_left(
+    page, live_server, world, model
+):
+    first, second = (
+        queue_document(world.project, model, text, [], 0.9 - i / 10)
+        for i, text in enumerate(["张三在北京。", "李四在上海。"])
+    )
+
+    def held() -> list[int]:
+        rows = Document.objects.filter(assignee=world.annotator).order_by("id")
+        return list(rows.values_list("pk", flat=True))
+
+    open_workspace(page, live_server, world)
+    wait_for(lambda: held() == [first.pk, second.pk], timeout=5)
+    page.goto(f"{live_server.url}/")  # leaving the page: only the shown item stays held
+    wait_for(lambda: held() == [first.pk], timeout=5)
+    open_workspace(page, live_server, world)  # coming back resumes it
+    assert shown_doc(page) == first.pk
+    wait_for(lambda: held() == [first.pk, second.pk], timeout=5)
+
+
 def test_workspace_conflict_and_validation_errors_in_words(page, live_server, world, model):
     spans = [{"start": 0, "end": 2, "label": "PER", "score": 0.9}]
     doc = queue_document(world.project, model, "张三在北京。", spans, 0.9)

@@ -65,6 +65,7 @@
         body: payload,
         credentials: "same-origin",
         signal: options && options.signal,
+        keepalive: Boolean(options && options.keepalive), // outlives the page (pagehide)
       });
     } catch (err) {
       if (err && err.name === "AbortError") throw err;

@@ -50,6 +50,7 @@
     submitting: false,
     loading: false,
     upcoming: null, // Promise of {item, usableUntil} | null: the item fetched ahead
+    upcomingId: null, // its document id once it has come, until it is shown or given back
   };
 
   const endpoints = {
@@ -58,6 +59,7 @@
       `projects/${projectId}/queue/next` + (exclude ? `?exclude=${encodeURIComponent(exclude)}` : ""),
     submit: (docId) => `projects/${projectId}/documents/${docId}/annotation`,
     skip: (docId) => `projects/${projectId}/queue/${docId}/skip`,
+    release: (docId) => `projects/${projectId}/queue/${docId}/release`,
     progress: () => `projects/${projectId}/progress`,
   };
 
@@ -555,9 +557,11 @@
       return;
     }
     const asked = performance.now();
+    state.upcomingId = null;
     state.upcoming = fetchNext(current.id).then(
       (item) => {
         if (!item) return null;
+        state.upcomingId = (item.document || item).id;
         const left = typeof item.expires_in === "number" ? item.expires_in * 1000 : 0;
         return { item, usableUntil: asked + left - PREFETCH_MARGIN_MS };
       },
@@ -569,6 +573,7 @@
   async function takeUpcoming(previousId) {
     const pending = state.upcoming;
     state.upcoming = null;
+    state.upcomingId = null;
     if (!pending) return null;
     const got = await pending;
     if (!got || performance.now() > got.usableUntil) return null;
@@ -662,6 +667,15 @@
     if (!menu.hidden && !menu.contains(event.target) && !event.target.closest("mark.ent")) {
       closeMenu();
     }
+  });
+
+  // Leaving the page gives the item fetched ahead back to the queue at once, so no one waits
+  // for its claim to expire. The item on screen stays claimed: coming back resumes it.
+  window.addEventListener("pagehide", () => {
+    const id = state.upcomingId;
+    state.upcoming = null;
+    state.upcomingId = null;
+    if (id !== null) N.api.post(endpoints.release(id), {}, { keepalive: true }).catch(() => null);
   });
 
   async function start() {
