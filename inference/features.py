@@ -481,12 +481,13 @@ class Featurizer:
             "chars": len(self.chars),
             "bigrams": len(self.bigrams) if self.bigrams is not None else 0,
             "lexicon": self.lexicon is not None,
-            "lexicon_typed": bool(self.lexicon and self.lexicon.typed),
-            "lexicon_types": list(self.lexicon.types) if self.lexicon else [],
+            # "is not None": a Lexicon with no words is falsy (len 0) but still has its columns
+            "lexicon_typed": self.lexicon is not None and self.lexicon.typed,
+            "lexicon_types": list(self.lexicon.types) if self.lexicon is not None else [],
             "lexicon_columns": WORD_COLUMNS,
             "lexicon_dim": self.lexicon_dim,
             "gazetteer": self.gazetteer is not None,
-            "gazetteer_types": list(self.gazetteer.types) if self.gazetteer else [],
+            "gazetteer_types": list(self.gazetteer.types) if self.gazetteer is not None else [],
             "max_len": self.max_len,
             "normalize": "fullwidth-ascii,lowercase-latin",
         }

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from annotation.formats import read_file
+from annotation.spans import Example
 from inference import bundle
 from inference.engine import ModelBundle
+from inference.features import Featurizer
 from learner.evaluation import evaluate
 from learner.export import export_bundle
 from learner.training import FeatureOptions, TrainedModel, TrainOptions, train
@@ -148,6 +150,21 @@ def test_export_refuses_a_non_empty_folder(exported):
     model, folder = exported
     with pytest.raises(FileExistsError):
         export_bundle(model, folder)
+
+
+def test_export_a_model_trained_on_sentences_without_entities(tmp_path, resume):
+    """A project's first run may see only entity-free sentences: its gazetteer of mentions is
+    empty but keeps one column group per label, and the bundle must load with those columns."""
+    train_set, dev_set = resume
+    empty = [Example(ex.text) for ex in train_set[:20]]
+    labels = sorted({s.label for ex in dev_set for s in ex.spans})
+    model = train(empty, dev_set, "bilstm_crf", options(epochs=1), log=None, labels=labels)
+    assert len(model.featurizer.gazetteer) == 0
+    export_bundle(model, tmp_path / "b", {"dev": dev_set}, int8=False)
+    loaded = Featurizer.from_bundle(tmp_path / "b")
+    assert loaded.lexicon_dim == model.featurizer.lexicon_dim
+    assert loaded.gazetteer.types == tuple(labels)
+    assert len(ModelBundle(tmp_path / "b").load().predict(["李明在上海工作。"])) == 1
 
 
 def test_export_transformer_parity(tmp_path, resume, real_texts):
