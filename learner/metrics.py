@@ -35,6 +35,7 @@ def version_metrics(version: ModelVersion, run: TrainingRun | None) -> dict:
         "served": metrics.get("served"),
         "eval_sentences": metrics.get("eval_sentences"),
         "previous_f1": metrics.get("previous_f1"),
+        "compared_with": metrics.get("compared_with"),
         "warm_start": metrics.get("warm_start"),
         "timings": metrics.get("timings", {}),
         "gate_reason": version.gate_reason,

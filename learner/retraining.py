@@ -288,11 +288,14 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     clock = time.monotonic()
     previous = None
     serving = ModelVersion.active_for(project)  # an admin may have switched it meanwhile
+    against = "active"
+    if serving is None:
+        serving, against = default_for(project), "default"
     if serving is not None:
         try:
             previous = score_bundle(serving.bundle_path, eval_examples, int8=_int8(serving))["f1"]
-        except Exception as exc:  # an unloadable active bundle cannot block a replacement
-            say(f"the active version {serving.version} could not be scored: {exc!r}")
+        except Exception as exc:  # an unloadable serving bundle cannot block a replacement
+            say(f"the {against} version {serving.version} could not be scored: {exc!r}")
     timings["gate_seconds"] = time.monotonic() - clock
     timings["queued_seconds"] = (run.started - run.created).total_seconds()
     timings["total_seconds"] = (timezone.now() - run.started).total_seconds()
@@ -306,10 +309,11 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
             "epochs": trained.summary.get("epochs"),
             "best_epoch": trained.summary.get("best_epoch"),
             "previous_f1": previous,
+            "compared_with": against if previous is not None else None,
             "tolerance": project.promotion_tolerance,
         }
     )
-    promote, reason = gate(metrics["f1"], previous, project.promotion_tolerance)
+    promote, reason = gate(metrics["f1"], previous, project.promotion_tolerance, against)
     say(reason)
     with transaction.atomic():
         version = ModelVersion.objects.create(
@@ -354,17 +358,34 @@ def _served_metrics(folder: Path) -> dict:
     }
 
 
-def gate(f1: float, previous: float | None, tolerance: float) -> tuple[bool, str]:
-    """Promote unless the new F1 is below the active one's by more than ``tolerance``."""
+def default_for(project: Project) -> ModelVersion | None:
+    """The platform's default model when it answers for ``project`` (no version of its own
+    is active yet) with the project's entity types: a first model must beat it to replace it."""
+    from annotation.predicting import default_version
+    from inference.bundle import BundleInfo
+
+    try:
+        version = default_version()
+        types = BundleInfo.read(version.bundle_path).entity_types
+    except Exception:  # no default bundle configured or loadable: nothing to compare with
+        return None
+    return version if types == sorted(project.label_names()) else None
+
+
+def gate(
+    f1: float, previous: float | None, tolerance: float, against: str = "active"
+) -> tuple[bool, str]:
+    """Promote unless the new F1 is below the serving model's by more than ``tolerance``;
+    ``against`` names that model: the project's active version, or the default model."""
     if previous is None:
         return True, f"promoted: no active model to compare with (F1 {f1:.4f})"
     if f1 >= previous - tolerance:
         return True, (
-            f"promoted: F1 {f1:.4f} vs active {previous:.4f} on the same eval set "
+            f"promoted: F1 {f1:.4f} vs {against} {previous:.4f} on the same eval set "
             f"(tolerance {tolerance:.4f})"
         )
     return False, (
-        f"kept as candidate: F1 {f1:.4f} is more than {tolerance:.4f} below the active "
+        f"kept as candidate: F1 {f1:.4f} is more than {tolerance:.4f} below the {against} "
         f"model's {previous:.4f} on the same eval set"
     )
 

@@ -92,7 +92,12 @@ class VersionMetricsSerializer(serializers.Serializer):
     served = serializers.CharField(allow_null=True, help_text="the graph scored: int8 or fp32")
     eval_sentences = serializers.IntegerField(allow_null=True)
     previous_f1 = serializers.FloatField(
-        allow_null=True, help_text="the active model's F1 on the same eval set when trained"
+        allow_null=True, help_text="the serving model's F1 on the same eval set when trained"
+    )
+    compared_with = serializers.CharField(
+        allow_null=True,
+        help_text="which model the gate compared with: 'active' (the project's own) or "
+        "'default' (the platform's, while the project has none); null: none to compare with",
     )
     warm_start = serializers.BooleanField(allow_null=True)
     timings = serializers.DictField(child=serializers.FloatField())

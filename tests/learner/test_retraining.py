@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from annotation.models import Annotation, Document
+from annotation.models import Annotation, Document, Project, normalize_labels
 from learner import retraining
 from learner.models import ModelVersion, TrainingRun
 from learner.retraining import NotReady, gate, request_training
@@ -46,6 +46,8 @@ def test_retraining_gate(f1, previous, tolerance, promoted):
     assert ("promoted" if promoted else "kept as candidate") in reason
     if previous is not None:
         assert f"{previous:.4f}" in reason
+        assert "active" in gate(f1, previous, tolerance)[1]
+        assert "default" in gate(f1, previous, tolerance, "default")[1]
 
 
 def test_retraining_request_refuses_without_eval_annotations(datasets_dir):
@@ -226,6 +228,32 @@ def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_proje
     assert "kept as candidate" in second.gate_reason
     assert second.metrics["previous_f1"] is not None
     assert first.status == ModelVersion.Status.ACTIVE
+
+
+@pytest.mark.slow
+def test_first_model_must_beat_the_default_model_that_serves_the_project(
+    small_project, datasets_dir, tmp_path
+):
+    """Until a project has a version of its own, the platform's default model answers for
+    it; a first model replaces it only through the gate, when the entity types are the same."""
+    run, _ = request_training(small_project)
+    first = ModelVersion.objects.get(pk=retraining.run_training(run.pk))
+    assert first.metrics["compared_with"] is None  # the default bundle here does not exist
+
+    twin = resume_project(name="twin", retrain_threshold=10, promotion_tolerance=-1.0)
+    add_documents(twin, resume_examples(datasets_dir, limit=20), Document.Split.TRAIN)
+    add_documents(twin, resume_examples(datasets_dir, "dev.char.bmes", limit=25), "eval")
+    with override_settings(DEFAULT_BUNDLE=first.bundle_path):
+        run, _ = request_training(twin)
+        version = ModelVersion.objects.get(pk=retraining.run_training(run.pk))
+        other = Project.objects.create(name="other", labels=normalize_labels(["PER", "LOC"]))
+        assert retraining.default_for(twin) is not None
+        assert retraining.default_for(other) is None  # other types: nothing to compare with
+    assert version.status == ModelVersion.Status.CANDIDATE  # -1.0 tolerance: must gain 1.0
+    assert version.metrics["compared_with"] == "default"
+    assert version.metrics["previous_f1"] == pytest.approx(first.metrics["f1"], abs=1e-9)
+    assert "below the default model's" in version.gate_reason
+    assert ModelVersion.active_for(twin) is None
 
 
 def project_bundle_dir():
