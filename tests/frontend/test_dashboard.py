@@ -135,6 +135,31 @@ def test_dashboard_annotator_sees_no_admin_controls(page, live_server, world, fi
     assert not TrainingRun.objects.exists()
 
 
+def test_dashboard_shows_the_default_model_a_first_version_must_beat(page, live_server, world):
+    make_version(
+        world.project,
+        "v1",
+        status=ModelVersion.Status.CANDIDATE,
+        train_sentences=3,
+        train_chars=39,
+        metrics={
+            "f1": 0.25,
+            "per_type": {},
+            "labels": {"sentences": 3, "characters": 39},
+            "previous_f1": 0.9853,
+            "compared_with": "default",
+        },
+        gate_reason="kept as candidate: below the default model's 0.9853",
+    )
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    # a horizontal line has no height, so Playwright never calls it visible: wait for it in the DOM
+    page.wait_for_selector("#f1-chart line.default-bar", state="attached")
+    assert page.get_attribute("#f1-chart line.default-bar", "data-f1") == "0.9853"
+    assert "0.985" in page.inner_text("#chart-active")
+    shot(page, "dashboard-default-bar")
+
+
 def test_dashboard_annotations_per_annotator_per_day(page, live_server, world):
     for i in range(3):
         Annotation.submit(world.document(f"标注员的第{i}句。"), world.annotator, [], revision=0)

@@ -89,6 +89,9 @@
         created: row.created,
         gate_reason: row.gate_reason || "",
         timings: row.timings || {},
+        // the serving model's F1 that the gate compared with: "active" or "default"
+        previous_f1: row.previous_f1,
+        compared_with: row.compared_with,
       };
     });
   }
@@ -123,7 +126,13 @@
     const schema = ((state.project && state.project.labels) || []).map((l) => l.name);
     const seen = new Set(sorted.flatMap((p) => Object.keys(p.per_type)));
     const labels = [...schema.filter((l) => seen.has(l)), ...[...seen].filter((l) => !schema.includes(l))];
+    // While the project has no version of its own, the platform's default model serves it:
+    // its F1 on this eval set (measured by the last gate) is the bar a first model must clear.
+    const active = sorted.find((p) => p.status === "active");
+    const gated = sorted.filter((p) => p.compared_with === "default");
+    const bar = !active && gated.length ? gated[gated.length - 1].previous_f1 : null;
     const values = sorted.flatMap((p) => [p.f1, ...labels.map((l) => (p.per_type[l] || {}).f1)]);
+    if (typeof bar === "number") values.push(bar);
     const finite = values.filter((v) => typeof v === "number");
     const yMin = Math.max(0, Math.floor((Math.min(...finite) - 0.05) * 10) / 10);
     const x = (v) => M.left + (v / xMax) * (W - M.left - M.right);
@@ -187,7 +196,14 @@
       }
       chart.append(group);
     }
-    const active = sorted.find((p) => p.status === "active");
+    if (typeof bar === "number") {
+      chart.append(svg("line", {
+        class: "default-bar", x1: M.left, x2: W - M.right, y1: y(bar), y2: y(bar),
+        "data-f1": bar,
+      }));
+      chart.append(svg("text", { x: W - M.right, y: y(bar) - 6, "text-anchor": "end", class: "default-bar-label" },
+        interpolate(gettext("default model %(f1)s"), { f1: fmt(bar) }, true)));
+    }
     if (active) {
       chart.append(svg("circle", { class: "active-marker", cx: x(active.chars), cy: y(active.f1), r: 11 }));
       const ax = x(active.chars);
@@ -204,7 +220,10 @@
       $("chart-active").textContent = interpolate(
         gettext("Active: %(version)s, F1 %(f1)s"), { version: active.version, f1: fmt(active.f1) }, true);
     } else {
-      $("chart-active").textContent = gettext("No active model.");
+      $("chart-active").textContent = typeof bar === "number"
+        ? interpolate(gettext("No active model: the default model serves (F1 %(f1)s on the eval set)."),
+          { f1: fmt(bar) }, true)
+        : gettext("No active model.");
     }
     const legend = $("chart-legend");
     legend.replaceChildren();
