@@ -29,11 +29,30 @@ TASK_CHUNK = 256  # documents per enqueued task
 BATCH = 256  # documents per engine call and database write (the engine batches inside)
 
 
-def default_version() -> ModelVersion:
-    """The ModelVersion row for settings.DEFAULT_BUNDLE, created on first use."""
+def default_bundle_for(project: Project):
+    """The platform's default bundle, if it may serve ``project``: every entity type it
+    predicts is one of the project's labels. Raises ModelNotReady otherwise, as when there is
+    no default bundle: pre-annotations with labels the project does not have would only be in
+    the annotators' way, and the uncertainty of a model of other types means nothing here."""
     from inference import registry
+    from inference.engine import ModelNotReady
 
     bundle = registry.default()
+    foreign = sorted(set(bundle.info.entity_types) - set(project.label_names()))
+    if foreign:
+        raise ModelNotReady(
+            f"the default model predicts types that project {project.pk} does not have "
+            f"({', '.join(foreign)}); the project's first trained model will serve it"
+        )
+    return bundle
+
+
+def default_version(project: Project | None = None) -> ModelVersion:
+    """The ModelVersion row for settings.DEFAULT_BUNDLE, created on first use. With
+    ``project``: only when the bundle may serve it (``default_bundle_for``)."""
+    from inference import registry
+
+    bundle = registry.default() if project is None else default_bundle_for(project)
     version, _ = ModelVersion.objects.get_or_create(
         project=None,
         bundle_path=str(settings.DEFAULT_BUNDLE),
@@ -48,8 +67,9 @@ def default_version() -> ModelVersion:
 
 
 def serving_version(project: Project) -> ModelVersion:
-    """The version that answers for ``project``: its active one, else the default bundle."""
-    return ModelVersion.active_for(project) or default_version()
+    """The version that answers for ``project``: its active one, else the default bundle when
+    its entity types fit the project. Raises ModelNotReady when neither can."""
+    return ModelVersion.active_for(project) or default_version(project)
 
 
 def load_bundle(version: ModelVersion):
@@ -68,7 +88,10 @@ def serving_bundle(project: Project):
 
     def active_path() -> str | None:
         active = ModelVersion.active_for(project)
-        return active.bundle_path if active else None
+        if active is not None:
+            return active.bundle_path
+        default_bundle_for(project)  # raises ModelNotReady when the default does not fit
+        return None  # the default bundle
 
     return active_bundles.bundle_for((project.pk, project.created), active_path)
 

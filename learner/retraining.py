@@ -359,17 +359,15 @@ def _served_metrics(folder: Path) -> dict:
 
 
 def default_for(project: Project) -> ModelVersion | None:
-    """The platform's default model when it answers for ``project`` (no version of its own
-    is active yet) with the project's entity types: a first model must beat it to replace it."""
+    """The platform's default model when it serves ``project`` (no version of its own is
+    active yet, and the default's entity types are among the project's labels): a first
+    model must beat it to replace it."""
     from annotation.predicting import default_version
-    from inference.bundle import BundleInfo
 
     try:
-        version = default_version()
-        types = BundleInfo.read(version.bundle_path).entity_types
-    except Exception:  # no default bundle configured or loadable: nothing to compare with
+        return default_version(project)
+    except Exception:  # no default bundle, or one of other types: nothing to compare with
         return None
-    return version if types == sorted(project.label_names()) else None
 
 
 def gate(

@@ -3,6 +3,7 @@
 import pytest
 from django.test import override_settings
 
+from annotation.models import normalize_labels
 from inference import registry
 from learner.models import ModelVersion
 from tests.base import ROLES, expected
@@ -51,3 +52,13 @@ def test_predict_without_project_uses_the_default(world, bundles):
 def test_predict_unknown_project_is_not_found(world, bundles):
     body = {"text": "张三", "project": 987654}
     assert world.api("admin").post("/api/v1/predict", body, format="json").status_code == 404
+
+
+def test_predict_project_whose_types_the_default_lacks_gets_503(world, bundles):
+    world.project.labels = normalize_labels(["ORG"])
+    world.project.save()
+    body = {"texts": ["张三在北京。"], "project": world.project.pk}
+    response = world.api("client").post("/api/v1/predict", body, format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "E201"
+    assert "PER" in response.json()["error"]["detail"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from django.test import override_settings
 
-from annotation.models import Document, Prediction
+from annotation.models import Document, Prediction, normalize_labels
 from annotation.predicting import default_version, predict_documents, serving_version
 from inference import registry
 from inference.engine import ModelBundle
@@ -129,6 +129,22 @@ def test_prediction_task_without_any_model_waits_with_one_warning(world, tmp_pat
     assert len(warnings) == 1 and "1 documents wait for a model" in warnings[0].getMessage()
     assert not any(r.exc_info for r in caplog.records)
     assert Document.objects.get(pk=doc.pk).status == "new"
+
+
+def test_default_model_does_not_serve_a_project_without_its_types(world, default_bundle):
+    """The tiny default model predicts PER and LOC: a project without PER gets no
+    pre-annotations from it (they would carry a label the project does not have)."""
+    world.project.labels = normalize_labels(["LOC", "ORG"])
+    world.project.save()
+    doc = world.document()
+    with pytest.raises(registry.ModelNotReady, match=r"does not have \(PER\)"):
+        predict_documents(world.project.pk, [doc.pk])
+    assert Document.objects.get(pk=doc.pk).status == "new"
+    assert not Prediction.objects.exists()
+    world.project.labels = normalize_labels(["PER", "LOC", "ORG"])  # a superset is served
+    world.project.save()
+    assert predict_documents(world.project.pk, [doc.pk]) == 1
+    assert serving_version(world.project).version == "tiny-default"
 
 
 def test_model_version_activate_retires_the_previous_one(world):

@@ -52,7 +52,10 @@ def test_worker_predicts_documents_posted_through_the_api(served_bundle, live_wo
 def test_worker_predicts_the_whole_resume_train_set_as_the_engine_does(
     served_bundle, live_worker, datasets_dir
 ):
-    project = Project.objects.create(name="resume", labels=[{"name": n} for n in RESUME_LABELS])
+    # PER too: the default (tiny) model predicts PER and LOC, and serves only projects that
+    # have every type it predicts
+    labels = [{"name": n} for n in [*RESUME_LABELS, "PER"]]
+    project = Project.objects.create(name="resume", labels=labels)
     api = admin_client(project)
     path = datasets_dir / "resume" / "train.char.bmes"
     with path.open("rb") as handle:
