@@ -155,7 +155,9 @@ class DocumentUploadView(APIView):
         result = importing.import_entries(
             self.project, request.user, entries, data["extend_labels"], return_ids=False
         )
-        return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
+        body = ImportResultSerializer(result).data
+        body.pop("ids")  # a file may hold a million documents: list them with GET documents
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 class DocumentDetailView(generics.RetrieveAPIView):

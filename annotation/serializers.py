@@ -156,7 +156,11 @@ class ImportResultSerializer(serializers.Serializer):
     documents = serializers.IntegerField()
     annotated = serializers.IntegerField()
     labels_added = serializers.ListField(child=serializers.CharField())
-    ids = serializers.ListField(child=serializers.IntegerField(), required=False)
+    ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="the new documents' ids, in order (JSON posts only; file uploads omit them)",
+    )
 
 
 class SubmitSerializer(serializers.Serializer):

@@ -49,6 +49,7 @@ def test_upload_permissions(world, role):
 def test_upload_detects_each_format(world, content, name, texts, spans):
     response = upload(world, "admin", content, name)
     assert response.status_code == 201, response.json()
+    assert response.json()["documents"] == len(texts) and "ids" not in response.json()
     documents = list(Document.objects.order_by("id"))
     assert [doc.text for doc in documents] == texts
     for doc, expected_spans in zip(documents, spans, strict=True):
