@@ -79,3 +79,23 @@ def test_playground_says_when_no_model_is_served(page, live_server, world, setti
     page.wait_for_selector("#play-status.error")
     assert "503" not in page.inner_text("#play-status")  # words, not a bare status code
     assert '"code": "E201"' in page.inner_text("#play-json")
+
+
+def test_playground_project_the_default_model_cannot_serve(page, live_server, world, served_bundle):
+    """The tiny default model predicts PER and LOC: a project of other types gets an error in
+    words, and nothing of the previous answer stays on screen."""
+    from annotation.models import Project, Role, normalize_labels
+
+    project = Project.objects.create(name="书与电影", labels=normalize_labels(["book", "movie"]))
+    project.add_member(world.annotator, Role.ANNOTATOR)
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/playground/")
+    page.fill("#play-input", "张小三在北京")
+    page.wait_for_function("document.querySelectorAll('#play-output mark.ent').length === 2")
+    assert "tiny-play" in page.inner_text("#play-version")
+    page.select_option("#play-project", label="书与电影")
+    page.wait_for_selector("#play-status.error")
+    assert "(LOC, PER)" in page.inner_text("#play-status")
+    assert page.inner_text("#play-version") == "" and page.inner_text("#play-time") == "–"
+    assert page.locator("#play-entities tr, #play-output mark.ent").count() == 0
+    shot(page, "playground-project-without-model")

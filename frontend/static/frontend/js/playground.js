@@ -110,6 +110,10 @@
     } catch (err) {
       if (err && err.name === "AbortError") return;
       output.textContent = text;
+      // nothing of the last answer stays on screen: its entities, time and model are not this one's
+      $("play-entities").replaceChildren();
+      $("play-time").textContent = "–";
+      $("play-version").textContent = "";
       say(N.describeError(err), "error");
       $("play-json").textContent = JSON.stringify(
         { status: err.status, code: err.code, message: err.message, detail: err.detail ?? null },
