@@ -263,6 +263,24 @@ def test_workspace_gives_the_item_held_ahead_back_when_the_page_is_left(
     wait_for(lambda: held() == [first.pk, second.pk], timeout=5)
 
 
+def test_workspace_offers_no_suggestion_with_a_label_the_project_lacks(
+    page, live_server, world, model
+):
+    """The model still predicts FAC, a label the project has since removed: Enter must not
+    try to submit it."""
+    spans = [
+        {"start": 0, "end": 2, "label": "PER", "score": 0.9},
+        {"start": 3, "end": 7, "label": "FAC", "score": 0.9},
+    ]
+    doc = queue_document(world.project, model, "张三在首都机场。", spans, 0.9)
+    open_workspace(page, live_server, world)
+    assert page.locator("mark.ent.suggested").count() == 1
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    wait_for(lambda: Annotation.objects.filter(document=doc).exists(), timeout=5)
+    assert stored_spans(doc) == [(0, 2, "PER")]
+
+
 def test_workspace_conflict_and_validation_errors_in_words(page, live_server, world, model):
     spans = [{"start": 0, "end": 2, "label": "PER", "score": 0.9}]
     doc = queue_document(world.project, model, "张三在北京。", spans, 0.9)

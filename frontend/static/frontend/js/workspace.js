@@ -489,13 +489,18 @@
         start: s.start, end: s.end, label: s.label, score: null, suggested: false,
       }));
     }
-    return (prediction.spans || []).map((s) => ({
-      start: s.start,
-      end: s.end,
-      label: s.label,
-      score: typeof s.score === "number" ? s.score : null,
-      suggested: true,
-    }));
+    // A model may know a label the project has since removed: such a suggestion could not be
+    // submitted, so it is not offered.
+    const known = new Set(state.labels.map((l) => l.name));
+    return (prediction.spans || [])
+      .filter((s) => known.has(s.label))
+      .map((s) => ({
+        start: s.start,
+        end: s.end,
+        label: s.label,
+        score: typeof s.score === "number" ? s.score : null,
+        suggested: true,
+      }));
   }
 
   function itemRevision(item) {
