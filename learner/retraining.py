@@ -229,6 +229,9 @@ def run_training(run_id: int) -> int | None:
 
 
 def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVersion, bool]:
+    from annotation.predicting import serving_version
+    from inference.engine import ModelNotReady
+
     from .export import export_bundle, score_bundle
     from .incremental import oversample
     from .training import TrainedModel, TrainOptions, train
@@ -287,10 +290,13 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     metrics = _served_metrics(folder)
     clock = time.monotonic()
     previous = None
-    serving = ModelVersion.active_for(project)  # an admin may have switched it meanwhile
-    against = "active"
-    if serving is None:
-        serving, against = default_for(project), "default"
+    # what serves the project now (an admin may have switched it meanwhile): its active
+    # version, else the platform's default model when that fits the project's labels
+    try:
+        serving = serving_version(project)
+    except ModelNotReady:  # no default bundle, or one of other types: nothing to compare with
+        serving = None
+    against = "default" if serving is not None and serving.project_id is None else "active"
     if serving is not None:
         try:
             previous = score_bundle(serving.bundle_path, eval_examples, int8=_int8(serving))["f1"]
@@ -356,18 +362,6 @@ def _served_metrics(folder: Path) -> dict:
         "fp32": fp32,
         "int8": int8,
     }
-
-
-def default_for(project: Project) -> ModelVersion | None:
-    """The platform's default model when it serves ``project`` (no version of its own is
-    active yet, and the default's entity types are among the project's labels): a first
-    model must beat it to replace it."""
-    from annotation.predicting import default_version
-
-    try:
-        return default_version(project)
-    except Exception:  # no default bundle, or one of other types: nothing to compare with
-        return None
 
 
 def gate(
