@@ -27,6 +27,7 @@ from .serializers import (
     BulkCreateSerializer,
     DocumentDetailSerializer,
     DocumentFilterSerializer,
+    DocumentListSerializer,
     DocumentSerializer,
     ImportResultSerializer,
     MemberSerializer,
@@ -95,7 +96,7 @@ class MemberListView(generics.ListCreateAPIView):
 class DocumentListView(generics.ListAPIView):
     """List documents with filters (annotators, admins); POST a JSON batch (admins)."""
 
-    serializer_class = DocumentSerializer
+    serializer_class = DocumentListSerializer
 
     def get_permissions(self):
         if self.request.method in SAFE_METHODS:
@@ -105,7 +106,8 @@ class DocumentListView(generics.ListAPIView):
     def get_queryset(self):
         filters = DocumentFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return filter_documents(self.project.documents.all(), filters.validated_data)
+        rows = self.project.documents.select_related("annotation__annotator")
+        return filter_documents(rows, filters.validated_data)
 
     @extend_schema(request=BulkCreateSerializer, responses={201: ImportResultSerializer})
     def post(self, request, project_id):
@@ -121,6 +123,8 @@ class DocumentListView(generics.ListAPIView):
 
 
 def filter_documents(rows, data: dict):
+    if data.get("q"):
+        rows = rows.filter(text__contains=data["q"])
     for field in ("status", "split"):
         if data.get(field):
             rows = rows.filter(**{field: data[field]})

@@ -122,7 +122,19 @@ class DocumentDetailSerializer(DocumentSerializer):
         }
 
 
+class DocumentListSerializer(DocumentSerializer):
+    """A row of the document list: the document and its annotation (null when none)."""
+
+    annotation = AnnotationSerializer(read_only=True, allow_null=True)
+
+    class Meta(DocumentSerializer.Meta):
+        fields = DocumentSerializer.Meta.fields + ["annotation"]
+
+
 class DocumentFilterSerializer(serializers.Serializer):
+    q = serializers.CharField(
+        required=False, max_length=200, help_text="only documents whose text contains this"
+    )
     status = serializers.ChoiceField(choices=Document.Status.choices, required=False)
     split = serializers.ChoiceField(choices=Document.Split.choices, required=False)
     has_prediction = serializers.BooleanField(required=False, allow_null=True, default=None)

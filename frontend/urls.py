@@ -18,6 +18,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),
     path("playground/", views.playground, name="playground"),
     path("projects/<int:project_id>/annotate/", views.workspace, name="workspace"),
+    path("projects/<int:project_id>/documents/", views.documents, name="documents"),
     path("projects/<int:project_id>/dashboard/", views.dashboard, name="dashboard"),
     path("projects/<int:project_id>/settings/", views.project_settings, name="settings"),
     path("projects/<int:project_id>/import/", views.import_page, name="import"),

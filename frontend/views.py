@@ -37,9 +37,16 @@ def _strategies() -> dict:
     return {"strategies": sorted(STRATEGIES)}
 
 
+def _statuses() -> dict:
+    from annotation.models import Document
+
+    return {"statuses": Document.Status.choices}
+
+
 home = _page("home.html", "home")
 playground = _page("playground.html", "playground")
 workspace = _page("workspace.html", "workspace")
+documents = _page("documents.html", "documents", _statuses)
 dashboard = _page("dashboard.html", "dashboard")
 project_settings = _page("settings.html", "settings", _strategies)
 import_page = _page("import.html", "import", _formats)

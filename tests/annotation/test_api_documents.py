@@ -45,6 +45,27 @@ def test_documents_list_filters(world):
     assert ids("?status=validated&split=train") == [d.pk]
 
 
+def test_documents_list_searches_text_and_shows_annotations(world, django_assert_max_num_queries):
+    a = world.document("张三在北京工作。")
+    b = world.document("李四去了北京。", status="validated")
+    world.document("王五在上海。")
+    Annotation.objects.create(
+        document=b,
+        annotator=world.user("annotator"),
+        validated=True,
+        spans=[{"start": 0, "end": 2, "label": "PER"}],
+    )
+    api = world.api("annotator")
+    with django_assert_max_num_queries(8):
+        rows = api.get(url(world, "?q=北京")).json()["results"]
+    assert [row["id"] for row in rows] == [a.pk, b.pk]
+    assert rows[0]["annotation"] is None
+    assert rows[1]["annotation"]["spans"] == [{"start": 0, "end": 2, "label": "PER"}]
+    assert rows[1]["annotation"]["annotator"] == "annotator"
+    assert rows[1]["annotation"]["validated"] is True
+    assert api.get(url(world, "?q=广州")).json()["count"] == 0
+
+
 def test_documents_list_rejects_a_bad_filter(world):
     response = world.api("annotator").get(url(world, "?status=lost"))
     assert response.status_code == 400

@@ -9,6 +9,11 @@
  * claims the following item for this annotator too (the server holds at most two per
  * person, each with its own expiry). Submitting or skipping then shows that item as soon as
  * the server has accepted the decision, without waiting for another queue/next.
+ *
+ * Document mode (?document=<id>, opened from the document list): that document, whatever its
+ * split or status, with its saved annotation (or the model's suggestions when it has none).
+ * Saving or skipping goes on to the next document of the list page it was opened from, then
+ * back to that list. Nothing is claimed from the queue in this mode.
  */
 (function () {
   "use strict";
@@ -25,6 +30,9 @@
   const caretEl = $("caret");
   const statusLine = $("ws-status");
   const threshold = $("threshold");
+  const opened = new URLSearchParams(location.search).get("document");
+  const documentMode = opened !== null && /^[0-9]+$/.test(opened);
+  const listKey = `nerloop:documents:${projectId}`;
 
   // Enter within this many ms of a document appearing is a double press, not a decision.
   const FRESH_MS = 250;
@@ -57,6 +65,7 @@
     project: () => `projects/${projectId}`,
     next: (exclude) =>
       `projects/${projectId}/queue/next` + (exclude ? `?exclude=${encodeURIComponent(exclude)}` : ""),
+    document: (docId) => `projects/${projectId}/documents/${docId}`,
     submit: (docId) => `projects/${projectId}/documents/${docId}/annotation`,
     skip: (docId) => `projects/${projectId}/queue/${docId}/skip`,
     release: (docId) => `projects/${projectId}/queue/${docId}/release`,
@@ -484,7 +493,9 @@
   function spansFromItem(item) {
     const prediction = item.prediction || {};
     const annotation = item.annotation;
-    if (annotation && Array.isArray(annotation.spans) && annotation.spans.length) {
+    // A validated annotation is a human answer, "no entity" included: it is shown as it is.
+    const answered = annotation && Array.isArray(annotation.spans);
+    if (answered && (annotation.validated || annotation.spans.length)) {
       return annotation.spans.map((s) => ({
         start: s.start, end: s.end, label: s.label, score: null, suggested: false,
       }));
@@ -556,6 +567,7 @@
 
   /** Claim and fetch the item after the one on screen, in the background. */
   function prefetch() {
+    if (documentMode) return;
     const current = state.item && (state.item.document || state.item);
     if (!current) {
       state.upcoming = null;
@@ -600,8 +612,61 @@
     }
   }
 
+  // ---- document mode ------------------------------------------------------------------------
+
+  /** The list page the document was opened from: {ids, back}, or null. */
+  function openedFrom() {
+    try {
+      const list = JSON.parse(sessionStorage.getItem(listKey) || "null");
+      return list && Array.isArray(list.ids) ? list : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function documentsPage() {
+    const list = openedFrom();
+    return list && typeof list.back === "string" && list.back.startsWith("/")
+      ? list.back
+      : `/projects/${projectId}/documents/`;
+  }
+
+  async function openDocument(id) {
+    let doc;
+    try {
+      doc = await N.api.get(endpoints.document(id));
+    } catch (err) {
+      sayError(err);
+      return;
+    }
+    history.replaceState(null, "", `${location.pathname}?document=${doc.id}`);
+    showItem(doc);
+    $("ws-title").textContent = interpolate(
+      gettext("Document #%(id)s (%(split)s, %(status)s)"),
+      { id: doc.id, split: doc.split, status: doc.status },
+      true,
+    );
+  }
+
+  /** The document after this one on the list it came from; back to that list after the last. */
+  async function openNextInList(currentId) {
+    const list = openedFrom();
+    const at = list ? list.ids.indexOf(currentId) : -1;
+    if (at >= 0 && at + 1 < list.ids.length) {
+      await openDocument(list.ids[at + 1]);
+    } else {
+      location.assign(documentsPage());
+    }
+  }
+
   /** Show the next item: the one fetched ahead when it is good, else ask the queue. */
   async function advance() {
+    if (documentMode) {
+      const current = state.item && (state.item.document || state.item).id;
+      await openNextInList(current);
+      refreshProgress();
+      return;
+    }
     const previous = state.item && (state.item.document || state.item).id;
     let item = await takeUpcoming(previous);
     if (!item) {
@@ -647,7 +712,7 @@
     const doc = state.item.document || state.item;
     state.submitting = true;
     try {
-      await N.api.post(endpoints.skip(doc.id), {});
+      if (!documentMode) await N.api.post(endpoints.skip(doc.id), {});
       say(interpolate(gettext("Skipped document #%(id)s."), { id: doc.id }, true));
       await advance();
     } catch (err) {
@@ -701,7 +766,14 @@
       sayError(err);
       return;
     }
-    await advance();
+    if (documentMode) {
+      $("back-to-list").href = documentsPage();
+      $("back-to-list").hidden = false;
+      await openDocument(Number(opened));
+      refreshProgress();
+    } else {
+      await advance();
+    }
   }
 
   start();

@@ -1,0 +1,157 @@
+/* Document list: filter, search and page through a project's documents, and open one in the
+ * workspace. The filters live in the page's URL, so the back button and a shared link
+ * return to the same list. Opening a document remembers the ids of the page on screen
+ * (sessionStorage), so the workspace can go on to the next one after saving. */
+(function () {
+  "use strict";
+  const N = window.Nerloop;
+  const gettext = N.gettext;
+  const interpolate = N.interpolate;
+  const projectId = N.projectId();
+  const $ = (id) => document.getElementById(id);
+  const FILTERS = ["q", "split", "status", "ordering"];
+  const PAGE_SIZE = 100; // the API's page
+
+  let colours = {};
+  let page = 1;
+  let pages = 1;
+  let shownIds = [];
+  let loadToken = 0;
+
+  function filtersFromUrl() {
+    const params = new URLSearchParams(location.search);
+    for (const name of FILTERS) $("f-" + name).value = params.get(name) || $("f-" + name).value;
+    page = Math.max(1, Number(params.get("page")) || 1);
+  }
+
+  function query() {
+    const params = new URLSearchParams();
+    for (const name of FILTERS) {
+      const value = $("f-" + name).value.trim();
+      if (value) params.set(name, value);
+    }
+    if (page > 1) params.set("page", String(page));
+    return params.toString();
+  }
+
+  function say(message, kind) {
+    $("doc-status").textContent = message;
+    $("doc-status").className = "status-line" + (kind ? " " + kind : "");
+  }
+
+  function workspaceUrl(id) {
+    return `/projects/${projectId}/annotate/?document=${id}`;
+  }
+
+  function row(doc) {
+    const tr = document.createElement("tr");
+    tr.dataset.docId = String(doc.id);
+    const cells = [];
+    const idCell = document.createElement("td");
+    const link = document.createElement("a");
+    link.href = workspaceUrl(doc.id);
+    link.textContent = `#${doc.id}`;
+    link.className = "doc-link";
+    idCell.append(link);
+    cells.push(idCell);
+    const text = document.createElement("td");
+    text.className = "doc-text doc-cell";
+    const annotation = doc.annotation;
+    N.renderHighlighted(text, doc.text, annotation ? annotation.spans : [], colours);
+    cells.push(text);
+    const split = document.createElement("td");
+    split.textContent = doc.split;
+    cells.push(split);
+    const statusCell = document.createElement("td");
+    const badge = document.createElement("span");
+    badge.className = `badge badge-doc-${doc.status}`;
+    badge.textContent = doc.status;
+    statusCell.append(badge);
+    cells.push(statusCell);
+    const uncertainty = document.createElement("td");
+    uncertainty.textContent = typeof doc.uncertainty === "number" ? doc.uncertainty.toFixed(3) : "–";
+    cells.push(uncertainty);
+    const annotator = document.createElement("td");
+    annotator.textContent = annotation ? annotation.annotator || "" : "";
+    cells.push(annotator);
+    tr.append(...cells);
+    text.addEventListener("click", () => link.click());
+    return tr;
+  }
+
+  async function load() {
+    const token = ++loadToken;
+    const qs = query();
+    history.replaceState(null, "", location.pathname + (qs ? "?" + qs : ""));
+    let data;
+    try {
+      data = await N.api.get(`projects/${projectId}/documents` + (qs ? "?" + qs : ""));
+    } catch (err) {
+      if (token !== loadToken) return;
+      if (err.status === 404 && page > 1) {
+        page = 1; // filters changed under a later page: start again
+        return load();
+      }
+      say(N.describeError(err), "error");
+      return;
+    }
+    if (token !== loadToken) return; // an older answer after a newer request
+    say("");
+    $("doc-rows").replaceChildren(...data.results.map(row));
+    shownIds = data.results.map((doc) => doc.id);
+    $("doc-empty").hidden = data.results.length > 0;
+    pages = Math.max(1, Math.ceil(data.count / PAGE_SIZE));
+    $("page-info").textContent = interpolate(
+      gettext("%(count)s documents · page %(page)s of %(pages)s"),
+      { count: data.count, page, pages },
+      true,
+    );
+    $("btn-prev").disabled = !data.previous;
+    $("btn-next").disabled = !data.next;
+  }
+
+  function rememberList() {
+    sessionStorage.setItem(
+      `nerloop:documents:${projectId}`,
+      JSON.stringify({ ids: shownIds, back: location.pathname + location.search }),
+    );
+  }
+
+  const reload = () => {
+    page = 1;
+    load();
+  };
+  for (const name of ["split", "status", "ordering"]) $("f-" + name).addEventListener("change", reload);
+  $("f-q").addEventListener("input", N.debounce(reload, 250));
+  $("doc-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    reload();
+  });
+  $("btn-prev").addEventListener("click", () => {
+    page = Math.max(1, page - 1);
+    load();
+  });
+  $("btn-next").addEventListener("click", () => {
+    page = Math.min(pages, page + 1);
+    load();
+  });
+  $("doc-rows").addEventListener("click", (event) => {
+    if (event.target.closest("a.doc-link")) rememberList();
+  });
+
+  async function start() {
+    filtersFromUrl();
+    try {
+      const project = await N.api.get(`projects/${projectId}`);
+      $("nav-project-name").textContent = project.name;
+      N.revealAdmin(project.role === "admin");
+      colours = N.labelColours(project.labels || []);
+    } catch (err) {
+      say(N.describeError(err), "error");
+      return;
+    }
+    load();
+  }
+
+  start();
+})();

@@ -1,0 +1,65 @@
+"""The document list in a real browser: filters in the URL, search, and opening any
+document (the eval split and validated ones included) in the workspace to correct it."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotation.models import Annotation, Document
+from tests.frontend.conftest import login, make_version, queue_document, shot
+from tests.frontend.test_workspace import drag_select, shown_doc, stored_spans
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def test_documents_page_opens_eval_documents_for_annotation(page, live_server, world):
+    model = make_version(world.project, "v1", status="active", metrics={"f1": 0.5})
+    queued = queue_document(world.project, model, "张三在北京工作。", [], 0.9)
+    first = world.document("李四去了北京大学。", split="eval")
+    second = world.document("王五在北京开会。", split="eval")
+    world.document("赵六在上海。", split="eval")
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/documents/")
+    page.wait_for_selector(f"#doc-rows tr[data-doc-id='{queued.pk}']")
+    assert page.locator("#doc-rows tr").count() == 4
+
+    page.select_option("#f-split", "eval")
+    page.fill("#f-q", "北京")
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 2")
+    assert "split=eval" in page.url and "q=" in page.url  # the list can be reloaded or shared
+    shot(page, "documents")
+
+    page.click(f"#doc-rows tr[data-doc-id='{first.pk}'] a.doc-link")
+    page.wait_for_selector(f"#doc-view[data-doc-id='{first.pk}']")
+    assert "eval" in page.inner_text("#ws-title")
+    drag_select(page, "李四")
+    page.keyboard.press("1")
+    drag_select(page, "北京大学")
+    page.keyboard.press("3")
+    page.click("#btn-submit")
+    # Saved, and on to the next document of the list it was opened from.
+    page.wait_for_selector(f"#doc-view[data-doc-id='{second.pk}']")
+    assert stored_spans(first) == [(0, 2, "PER"), (4, 8, "ORG")]
+    assert Document.objects.get(pk=first.pk).status == Document.Status.VALIDATED
+    assert page.url.endswith(f"?document={second.pk}")
+
+    page.keyboard.press("s")  # on without saving: the last of the list, so back to it
+    page.wait_for_url("**/documents/?*")
+    assert "split=eval" in page.url
+    page.wait_for_selector(f"#doc-rows tr[data-doc-id='{first.pk}'] mark.ent[data-label='ORG']")
+    assert not Annotation.objects.filter(document=second).exists()
+    assert Document.objects.get(pk=queued.pk).assignee is None  # nothing claimed
+
+
+def test_a_validated_answer_of_no_entity_is_shown_as_it_is(page, live_server, world):
+    model = make_version(world.project, "v1", status="active", metrics={"f1": 0.5})
+    suggestion = [{"start": 0, "end": 2, "label": "PER", "score": 0.9}]
+    doc = queue_document(world.project, model, "张三在北京工作。", suggestion, 0.5)
+    Annotation.objects.create(document=doc, annotator=world.annotator, spans=[], validated=True)
+    Document.objects.filter(pk=doc.pk).update(status=Document.Status.VALIDATED)
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/?document={doc.pk}")
+    page.wait_for_selector(f"#doc-view[data-doc-id='{doc.pk}']")
+    assert shown_doc(page) == doc.pk
+    assert page.locator("#doc-view mark.ent").count() == 0  # not the model's suggestion
+    assert page.is_visible("#back-to-list")
