@@ -7,12 +7,13 @@ model method or service and respond. Nothing slow runs here: prediction is queue
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -91,6 +92,19 @@ class MemberListView(generics.ListCreateAPIView):
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = self.project.add_member(data["user"], data["role"])
+
+
+class MemberDetailView(APIView):
+    """DELETE takes a user off the project (admins); E107 for its last admin."""
+
+    permission_classes = [IsProjectAdmin]
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, project_id, username):
+        user = get_object_or_404(get_user_model(), username=username)
+        if not self.project.remove_member(user):
+            raise NotFound(f"{username} is not a member of this project")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DocumentListView(generics.ListAPIView):

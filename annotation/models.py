@@ -134,10 +134,30 @@ class Project(models.Model):
         return membership.role if membership else None
 
     def add_member(self, user, role: str) -> ProjectMembership:
-        membership, _ = ProjectMembership.objects.update_or_create(
-            project=self, user=user, defaults={"role": role}
-        )
+        """Add ``user`` or change their role; E107 rather than demote the last admin."""
+        with transaction.atomic():
+            if role != Role.ADMIN:
+                self._keep_an_admin_besides(user)
+            membership, _ = ProjectMembership.objects.update_or_create(
+                project=self, user=user, defaults={"role": role}
+            )
         return membership
+
+    def remove_member(self, user) -> bool:
+        """Take ``user`` off the project and give back the documents they hold; False when
+        they were not a member, E107 when they are its last admin."""
+        with transaction.atomic():
+            self._keep_an_admin_besides(user)
+            removed, _ = self.memberships.filter(user=user).delete()
+            if removed:
+                self.documents.filter(assignee=user).update(assignee=None, assigned_until=None)
+        return bool(removed)
+
+    def _keep_an_admin_besides(self, user) -> None:
+        list(Project.objects.select_for_update().filter(pk=self.pk).values_list("pk"))
+        admins = self.memberships.filter(role=Role.ADMIN)
+        if admins.filter(user=user).exists() and not admins.exclude(user=user).exists():
+            raise CodedAPIException("E107", status_code=409)
 
     def used_labels(self) -> set[str]:
         """Labels appearing in any annotation of the project (streamed, not loaded at once)."""

@@ -12,6 +12,11 @@ urlpatterns = [
     path("projects", api.ProjectListView.as_view(), name="project-list"),
     path(f"{PROJECT}", api.ProjectDetailView.as_view(), name="project-detail"),
     path(f"{PROJECT}/members", api.MemberListView.as_view(), name="project-members"),
+    path(
+        f"{PROJECT}/members/<str:username>",
+        api.MemberDetailView.as_view(),
+        name="project-member",
+    ),
     path(f"{PROJECT}/progress", api.ProgressView.as_view(), name="project-progress"),
     path(f"{PROJECT}/activity", api.ActivityView.as_view(), name="project-activity"),
     path(f"{PROJECT}/documents", api.DocumentListView.as_view(), name="document-list"),

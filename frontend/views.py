@@ -8,6 +8,7 @@ the forms offer exactly what the API accepts.
 
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 
 def _page(template: str, section: str, extra=None):
@@ -31,10 +32,12 @@ def _formats() -> dict:
     return {"formats": formats, "schemes": SCHEMES, "gold_modes": GOLD_MODES}
 
 
-def _strategies() -> dict:
+def _settings_choices() -> dict:
+    from annotation.models import Role
     from learner.selection import STRATEGIES
 
-    return {"strategies": sorted(STRATEGIES)}
+    roles = [(value, _(name)) for value, name in Role.choices]
+    return {"strategies": sorted(STRATEGIES), "roles": roles}
 
 
 def _statuses() -> dict:
@@ -48,6 +51,6 @@ playground = _page("playground.html", "playground")
 workspace = _page("workspace.html", "workspace")
 documents = _page("documents.html", "documents", _statuses)
 dashboard = _page("dashboard.html", "dashboard")
-project_settings = _page("settings.html", "settings", _strategies)
+project_settings = _page("settings.html", "settings", _settings_choices)
 import_page = _page("import.html", "import", _formats)
 export_page = _page("export.html", "export", _formats)

@@ -20,6 +20,7 @@ class Errors:
     E104 = "label still used by annotations and cannot be removed"
     E105 = "queue item is not assigned to you"
     E106 = "invalid label schema"
+    E107 = "a project must keep at least one admin"
     E201 = "no model is ready to serve this request"
     E202 = "model bundle failed verification"
     E203 = "invalid predict request"

@@ -1,4 +1,7 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from annotation.models import Annotation, Project, Role
 from tests.base import ROLES, expected
@@ -143,6 +146,44 @@ def test_projects_members_add_changes_an_existing_role(world):
     assert response.status_code == 201
     assert world.project.role_of(world.client) == "annotator"
     assert world.project.memberships.count() == 3
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_projects_members_remove_permissions(world, role):
+    response = world.api(role).delete(f"{url(world.project)}/members/client")
+    assert response.status_code == expected(("admin",), role, 204)
+    assert (world.project.role_of(world.client) is None) == (role == "admin")
+
+
+def test_projects_members_remove_gives_back_held_documents(world):
+    doc = world.document(
+        assignee=world.annotator, assigned_until=timezone.now() + timedelta(hours=1)
+    )
+    response = world.api("admin").delete(f"{url(world.project)}/members/annotator")
+    assert response.status_code == 204
+    doc.refresh_from_db()
+    assert doc.assignee is None and doc.assigned_until is None
+    assert world.api("annotator").get(url(world.project)).status_code == 404
+    again = world.api("admin").delete(f"{url(world.project)}/members/annotator")
+    assert again.status_code == 404
+    assert world.api("admin").delete(f"{url(world.project)}/members/nobody").status_code == 404
+
+
+def test_projects_keep_at_least_one_admin(world):
+    api = world.api("admin")
+    members = f"{url(world.project)}/members"
+    demote = api.post(members, {"username": "admin", "role": "annotator"}, format="json")
+    assert demote.status_code == 409
+    assert demote.json()["error"]["code"] == "E107"
+    assert api.delete(f"{members}/admin").json()["error"]["code"] == "E107"
+    assert world.project.role_of(world.admin) == "admin"
+    # With a second admin, the first may step down.
+    api.post(members, {"username": "annotator", "role": "admin"}, format="json")
+    assert (
+        api.post(members, {"username": "admin", "role": "annotator"}, format="json").status_code
+        == 201
+    )
+    assert world.project.role_of(world.admin) == "annotator"
 
 
 def test_projects_superuser_is_admin_everywhere(world):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotation.models import Annotation, Document
+from annotation.models import Annotation, Document, Project
 from tests.frontend.conftest import PASSWORD, login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -131,3 +131,45 @@ def test_import_page_refuses_annotators(page, live_server, world):
     page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
     page.wait_for_selector("#import-status.error")
     assert page.is_disabled("#btn-upload")
+
+
+def test_create_a_project_and_manage_its_members(page, live_server, world):
+    login(page, live_server, "annotator")
+    page.click("#new-project summary")
+    page.fill("#np-name", "简历实体")
+    page.fill("#np-labels", "NAME, ORG，TITLE")
+    page.click("#np-create")
+    page.wait_for_url("**/settings/")
+    project = Project.objects.get(name="简历实体")
+    assert project.label_names() == ["NAME", "ORG", "TITLE"]
+    assert project.role_of(world.annotator) == "admin"  # its creator administers it
+
+    page.wait_for_selector("#member-rows tr[data-username='annotator']")
+    page.fill("#m-username", "client")
+    page.select_option("#m-role", "annotator")
+    page.click("#btn-add-member")
+    page.wait_for_selector("#member-rows tr[data-username='client']")
+    assert project.role_of(world.client) == "annotator"
+    page.fill("#m-username", "nobody")
+    page.click("#btn-add-member")
+    page.wait_for_selector("#members-status.error")
+    assert project.memberships.count() == 2
+
+    # The last admin cannot step down: the refusal is shown and the role stays.
+    page.select_option("#member-rows tr[data-username='annotator'] .member-role", "client")
+    page.wait_for_function(
+        "document.getElementById('members-status').textContent.includes('admin')"
+        " || document.getElementById('members-status').textContent.includes('管理员')"
+    )
+    assert "error" in page.get_attribute("#members-status", "class")
+    assert project.role_of(world.annotator) == "admin"
+    # The list is read again after a refusal: the role that stands is shown.
+    page.wait_for_function(
+        "document.querySelector(\"#member-rows tr[data-username='annotator'] .member-role\")"
+        ".value === 'admin'"
+    )
+    shot(page, "settings-members")
+
+    page.click("#member-rows tr[data-username='client'] .member-remove")
+    page.wait_for_selector("#member-rows tr[data-username='client']", state="detached")
+    assert project.role_of(world.client) is None

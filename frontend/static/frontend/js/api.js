@@ -147,7 +147,7 @@
         return gettext("Not found: it may have been removed, or it is not in your projects.");
       case 409:
         return interpolate(
-          gettext("Conflict: %(reason)s. Your spans are still on the page."),
+          gettext("Conflict: %(reason)s."),
           { reason: said || gettext("someone else changed this since you loaded it") },
           true,
         );

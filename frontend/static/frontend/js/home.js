@@ -40,5 +40,22 @@
     }
   }
 
+  // A new project makes its creator its admin; then its settings page (labels, members,
+  // active learning) and import page are the next steps.
+  document.getElementById("new-project-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const status = document.getElementById("np-status");
+    const name = document.getElementById("np-name").value.trim();
+    const labels = document.getElementById("np-labels").value.split(/[\s,，、]+/).filter(Boolean);
+    const body = labels.length ? { name, labels } : { name };
+    try {
+      const project = await N.api.post("projects", body);
+      location.assign(`/projects/${project.id}/settings/`);
+    } catch (err) {
+      status.textContent = N.describeError(err);
+      status.className = "status-line error";
+    }
+  });
+
   load();
 })();

@@ -81,5 +81,83 @@
     }
   });
 
-  N.api.get(`projects/${projectId}`).then(fill, (err) => say(N.describeError(err), "error"));
+  // ---- members: each change is saved at once ------------------------------------------------
+
+  function sayMembers(message, kind) {
+    $("members-status").textContent = message;
+    $("members-status").className = "status-line" + (kind ? " " + kind : "");
+  }
+
+  function memberRow(member) {
+    const tr = document.createElement("tr");
+    tr.dataset.username = member.username;
+    const name = document.createElement("td");
+    name.textContent = member.username;
+    const roleCell = document.createElement("td");
+    const role = $("m-role").cloneNode(true);
+    role.removeAttribute("id");
+    role.className = "member-role";
+    role.value = member.role;
+    role.setAttribute("aria-label", N.interpolate(N.gettext("Role of %(user)s"), { user: member.username }, true));
+    role.addEventListener("change", () => saveMember(member.username, role.value));
+    roleCell.append(role);
+    const actions = document.createElement("td");
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "btn btn-ghost btn-small member-remove";
+    remove.textContent = N.gettext("Remove");
+    remove.addEventListener("click", () => removeMember(member.username));
+    actions.append(remove);
+    tr.append(name, roleCell, actions);
+    return tr;
+  }
+
+  async function loadMembers() {
+    try {
+      const members = await N.api.get(`projects/${projectId}/members`);
+      $("member-rows").replaceChildren(...members.map(memberRow));
+    } catch (err) {
+      sayMembers(N.describeError(err), "error");
+    }
+  }
+
+  async function saveMember(username, role) {
+    try {
+      await N.api.post(`projects/${projectId}/members`, { username, role });
+      const option = [...$("m-role").options].find((o) => o.value === role);
+      const roleName = option ? option.textContent : role;
+      sayMembers(N.interpolate(N.gettext("%(user)s is now %(role)s."), { user: username, role: roleName }, true), "ok");
+      return true;
+    } catch (err) {
+      sayMembers(N.describeError(err), "error");
+      return false;
+    } finally {
+      await loadMembers(); // a refused change shows the role that stands
+    }
+  }
+
+  async function removeMember(username) {
+    try {
+      await N.api.del(`projects/${projectId}/members/${encodeURIComponent(username)}`);
+      sayMembers(N.interpolate(N.gettext("Removed %(user)s."), { user: username }, true), "ok");
+    } catch (err) {
+      sayMembers(N.describeError(err), "error");
+    }
+    await loadMembers();
+  }
+
+  $("member-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const username = $("m-username").value.trim();
+    if (!username) return;
+    if (await saveMember(username, $("m-role").value)) $("m-username").value = "";
+  });
+
+  N.api.get(`projects/${projectId}`).then(
+    (project) => {
+      fill(project);
+      if (project.role === "admin") loadMembers();
+    },
+    (err) => say(N.describeError(err), "error"),
+  );
 })();

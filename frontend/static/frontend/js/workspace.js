@@ -80,7 +80,10 @@
   }
 
   function sayError(err) {
-    say(N.describeError(err), "error");
+    const message = N.describeError(err);
+    // A refused submission leaves the annotator's work where it was: say so.
+    const kept = err && err.status === 409 ? " " + gettext("Your spans are still on the page.") : "";
+    say(message + kept, "error");
   }
 
   // ---- rendering ------------------------------------------------------------------------
