@@ -69,6 +69,20 @@ def activity(project: Project, only=None, days: int = ACTIVITY_DAYS) -> list[dic
     ]
 
 
+def serving_model(project: Project) -> dict | None:
+    """The model answering for the project now, ``{"id", "version", "default"}`` (``default``:
+    the platform's default model, while the project has no active version), or None."""
+    from inference.engine import ModelNotReady
+
+    from .predicting import serving_version
+
+    try:
+        version = serving_version(project)
+    except ModelNotReady:
+        return None
+    return {"id": version.pk, "version": version.version, "default": version.project_id is None}
+
+
 def progress(project: Project, user=None) -> dict:
     rows = Document.objects.filter(project=project)
     by_status = dict(rows.values_list("status").annotate(n=Count("id")).order_by())
@@ -91,5 +105,6 @@ def progress(project: Project, user=None) -> dict:
         "feedback_pool": feedback_pool(project).count(),
         "retrain_threshold": project.retrain_threshold,
         "active_model": None if active is None else {"id": active.pk, "version": active.version},
+        "serving_model": serving_model(project),
         "done_today": None if user is None else done_today(project, user),
     }

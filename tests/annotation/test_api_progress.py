@@ -1,12 +1,15 @@
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from annotation import progress
-from annotation.models import Annotation
+from annotation.models import Annotation, normalize_labels
+from inference import registry
 from learner.models import ModelVersion
 from tests.base import ROLES, expected
+from tests.inference.conftest import build_tiny_bundle
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +91,23 @@ def test_progress_done_today_starts_at_midnight_in_the_server_time_zone(world, s
     Annotation.objects.filter(pk=before.pk).update(updated=midnight - timedelta(minutes=1))
     Annotation.objects.filter(pk=after.pk).update(updated=midnight + timedelta(minutes=1))
     assert world.api("annotator").get(url(world)).json()["done_today"] == 1
+
+
+def test_progress_names_the_model_serving_the_project(world, tmp_path):
+    default = build_tiny_bundle(tmp_path / "default", version="tiny-default")
+    api = world.api("annotator")
+    try:
+        with override_settings(DEFAULT_BUNDLE=str(default)):
+            serving = api.get(url(world)).json()["serving_model"]
+            assert serving["version"] == "tiny-default" and serving["default"] is True
+            # A project with types the default model does not fit waits for its own model.
+            world.project.labels = normalize_labels(["NAME", "TITLE"])
+            world.project.save()
+            assert api.get(url(world)).json()["serving_model"] is None
+            mine = ModelVersion.objects.create(
+                project=world.project, version="v1", bundle_path="/x", status="active"
+            )
+            serving = api.get(url(world)).json()["serving_model"]
+            assert serving == {"id": mine.pk, "version": "v1", "default": False}
+    finally:
+        registry.unload(default)
