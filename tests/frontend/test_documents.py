@@ -51,15 +51,21 @@ def test_documents_page_opens_eval_documents_for_annotation(page, live_server, w
     assert Document.objects.get(pk=queued.pk).assignee is None  # nothing claimed
 
 
-def test_a_validated_answer_of_no_entity_is_shown_as_it_is(page, live_server, world):
+def test_a_validated_answer_of_no_entity_is_shown_as_it_is_with_the_guidelines(
+    page, live_server, world
+):
     model = make_version(world.project, "v1", status="active", metrics={"f1": 0.5})
     suggestion = [{"start": 0, "end": 2, "label": "PER", "score": 0.9}]
     doc = queue_document(world.project, model, "张三在北京工作。", suggestion, 0.5)
     Annotation.objects.create(document=doc, annotator=world.annotator, spans=[], validated=True)
     Document.objects.filter(pk=doc.pk).update(status=Document.Status.VALIDATED)
+    world.project.description = "人名只标姓名，不含称谓。\n机构名标全称。"
+    world.project.save()
     login(page, live_server, "annotator")
     page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/?document={doc.pk}")
     page.wait_for_selector(f"#doc-view[data-doc-id='{doc.pk}']")
     assert shown_doc(page) == doc.pk
     assert page.locator("#doc-view mark.ent").count() == 0  # not the model's suggestion
     assert page.is_visible("#back-to-list")
+    # The project's description is the annotators' guidelines, line breaks kept.
+    assert page.inner_text("#guidelines-text") == "人名只标姓名，不含称谓。\n机构名标全称。"

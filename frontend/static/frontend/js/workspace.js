@@ -755,6 +755,8 @@
     try {
       const project = await N.api.get(endpoints.project());
       document.getElementById("nav-project-name").textContent = project.name;
+      $("guidelines-text").textContent = project.description || "";
+      $("ws-guidelines").hidden = !(project.description || "").trim();
       N.revealAdmin(project.role === "admin");
       state.labels = project.labels.map((label, i) => ({
         name: label.name,
