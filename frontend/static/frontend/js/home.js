@@ -35,6 +35,9 @@
       const annotate = node.querySelector(".link-annotate");
       annotate.href = `/projects/${project.id}/annotate/`;
       annotate.hidden = project.role === "client";
+      const documents = node.querySelector(".link-documents");
+      documents.href = `/projects/${project.id}/documents/`;
+      documents.hidden = project.role === "client";
       node.querySelector(".link-dashboard").href = `/projects/${project.id}/dashboard/`;
       list.append(node);
     }
