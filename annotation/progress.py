@@ -90,6 +90,9 @@ def progress(project: Project, user=None) -> dict:
         total=Count("id"),
         predicted=Count("id", filter=Q(predicted_by__isnull=False)),
         eval=Count("id", filter=Q(split=Document.Split.EVAL)),
+        eval_validated=Count(
+            "id", filter=Q(split=Document.Split.EVAL, status=Document.Status.VALIDATED)
+        ),
         unlabelled=Count("id", filter=Q(split=Document.Split.TRAIN, status__in=Document.OPEN)),
         assigned=Count("id", filter=Q(assigned_until__gt=timezone.now())),
     )
@@ -99,6 +102,7 @@ def progress(project: Project, user=None) -> dict:
         "by_status": {status: by_status.get(status, 0) for status in Document.Status.values},
         "predicted": totals["predicted"],
         "eval": totals["eval"],
+        "eval_validated": totals["eval_validated"],
         "unlabelled_pool": totals["unlabelled"],
         "queue": by_status.get(Document.Status.QUEUED, 0),
         "assigned": totals["assigned"],

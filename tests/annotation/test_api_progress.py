@@ -46,6 +46,7 @@ def test_progress_counts(world):
     }
     assert data["predicted"] == 2
     assert data["eval"] == 1
+    assert data["eval_validated"] == 1
     assert data["unlabelled_pool"] == 3
     assert data["queue"] == 1
     assert data["feedback_pool"] == 1

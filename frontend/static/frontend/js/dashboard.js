@@ -249,7 +249,8 @@
   function drawProgress(p) {
     $("stat-documents").textContent = String(p.documents);
     $("stat-documents-sub").textContent = interpolate(
-      gettext("%(predicted)s predicted · %(eval)s eval"), { predicted: p.predicted, eval: p.eval }, true);
+      gettext("%(predicted)s predicted · eval %(validated)s of %(eval)s validated"),
+      { predicted: p.predicted, eval: p.eval, validated: p.eval_validated ?? 0 }, true);
     $("stat-pool").textContent = String(p.unlabelled_pool);
     $("stat-pool-sub").textContent = interpolate(
       gettext("%(n)s validated"), { n: (p.by_status || {}).validated ?? 0 }, true);
