@@ -38,6 +38,9 @@ class Role(models.TextChoices):
     CLIENT = "client", "client (predict only)"
 
 
+DEFAULT_HOTKEYS = "1234567890"
+
+
 def default_labels() -> list[dict]:
     return [dict(label) for label in DEFAULT_LABELS]
 
@@ -46,7 +49,8 @@ def normalize_labels(raw) -> list[dict]:
     """Check a label schema and fill in colours; raise E106 naming the first problem.
 
     A label is ``{"name", "color", "hotkey"}``; names are unique and carry no whitespace
-    or leading dash (they become ``B-NAME`` tags), hotkeys are single characters.
+    or leading dash (they become ``B-NAME`` tags), hotkeys are single characters (the first
+    free digit when not given).
     """
     if not isinstance(raw, list):
         raise CodedAPIException("E106", "labels must be a list")
@@ -75,6 +79,11 @@ def normalize_labels(raw) -> list[dict]:
         if hotkey:
             hotkeys.add(hotkey)
         labels.append({"name": name, "color": color.lower(), "hotkey": hotkey})
+    # A label without a hotkey gets the first free one of 1-9, 0 (ten labels fit the digits).
+    free = (key for key in DEFAULT_HOTKEYS if key not in hotkeys)
+    for label in labels:
+        if not label["hotkey"]:
+            label["hotkey"] = next(free, "")
     return labels
 
 

@@ -39,6 +39,15 @@ def test_projects_create_makes_the_caller_admin(world):
     assert project.selection_strategy == "entropy_kmeans"
 
 
+def test_projects_labels_without_hotkeys_get_free_digits(world):
+    names = [f"T{i}" for i in range(11)]
+    body = {"name": "十一类", "labels": [{"name": "T0", "hotkey": "2"}, *names[1:]]}
+    response = world.api("admin").post("/api/v1/projects", body, format="json")
+    assert response.status_code == 201, response.json()
+    hotkeys = [label["hotkey"] for label in response.json()["labels"]]
+    assert hotkeys == ["2", "1", "3", "4", "5", "6", "7", "8", "9", "0", ""]
+
+
 @pytest.mark.parametrize(
     ("labels", "problem"),
     [

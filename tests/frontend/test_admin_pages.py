@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotation.models import Annotation, Document, Project
+from annotation.models import Annotation, Document, Project, normalize_labels
 from tests.frontend.conftest import PASSWORD, login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -87,6 +87,9 @@ def test_settings_page_is_read_only_for_annotators(page, live_server, world):
 
 
 def test_import_and_export_pages(page, live_server, world):
+    # Types no default model predicts (whether or not one is installed): nothing serves yet.
+    world.project.labels = normalize_labels(["PER", "NAME"])
+    world.project.save()
     login(page, live_server, "admin")
     page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
     records = [
@@ -103,6 +106,9 @@ def test_import_and_export_pages(page, live_server, world):
     page.wait_for_selector("#import-result:not([hidden])")
     assert page.inner_text("#r-documents") == "2"
     assert page.inner_text("#r-annotated") == "1"
+    # The page says what comes next: no model can pre-annotate the project yet.
+    page.wait_for_selector("#import-status.ok")
+    assert "第一次训练" in page.inner_text("#import-status")
     assert Document.objects.filter(project=world.project).count() == 2
     assert Annotation.objects.filter(document__project=world.project).count() == 1
     shot(page, "import")

@@ -56,7 +56,7 @@
           ? N.interpolate(N.gettext("Labels added: %(labels)s"), { labels: result.labels_added.join(", ") }, true)
           : "";
         $("import-result").hidden = false;
-        say("import-status", N.gettext("Import finished; prediction runs in the background."), "ok");
+        say("import-status", await nextStep(), "ok");
       } catch (err) {
         $("import-result").hidden = true;
         say("import-status", N.describeError(err), "error");
@@ -66,7 +66,24 @@
     });
   }
 
-  function setupExport() {
+  /** What happens to the new documents: pre-annotated by the model serving the project, or
+   * waiting for the project's first model (the default one predicts other types). */
+  async function nextStep() {
+    let serving = null;
+    try {
+      serving = (await N.api.get(`projects/${projectId}/progress`)).serving_model;
+    } catch (err) {
+      return N.gettext("Import finished.");
+    }
+    if (serving) {
+      return N.interpolate(
+        N.gettext("Import finished; model %(version)s pre-annotates the documents in the background."),
+        { version: serving.version }, true);
+    }
+    return N.gettext("Import finished. No model can pre-annotate this project yet: annotate the review queue (a diverse first batch) and the eval set (Documents page), and the first training run makes one.");
+  }
+
+    function setupExport() {
     const update = () => {
       const params = new URLSearchParams();
       if ($("x-split").value) params.set("split", $("x-split").value);

@@ -62,7 +62,7 @@
 
   $("btn-add-label").addEventListener("click", () => {
     const used = new Set([...rows.querySelectorAll(".l-hotkey")].map((i) => i.value));
-    const free = "123456789".split("").find((k) => !used.has(k)) || "";
+    const free = "1234567890".split("").find((k) => !used.has(k)) || "";
     addRow({ name: "", color: "#a78bfa", hotkey: free });
     rows.lastElementChild.querySelector(".l-name").focus();
   });

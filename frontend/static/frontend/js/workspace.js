@@ -761,7 +761,7 @@
       state.labels = project.labels.map((label, i) => ({
         name: label.name,
         color: label.color,
-        hotkey: label.hotkey || (i < 9 ? String(i + 1) : ""),
+        hotkey: label.hotkey || (i < 9 ? String(i + 1) : i === 9 ? "0" : ""),
       }));
       state.colours = N.labelColours(state.labels);
       state.keyToLabel = {};
