@@ -8,6 +8,7 @@ model method or service and respond. Nothing slow runs here: prediction is queue
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db.models import F
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -148,7 +149,12 @@ def filter_documents(rows, data: dict):
         rows = rows.filter(uncertainty__gte=data["uncertainty_min"])
     if data.get("uncertainty_max") is not None:
         rows = rows.filter(uncertainty__lte=data["uncertainty_max"])
-    return rows.order_by(data.get("ordering") or "id")
+    field = data.get("ordering") or "id"
+    name = field.lstrip("-")
+    # Unpredicted documents (no uncertainty) last either way, on every database; the id
+    # breaks ties so that pages neither repeat nor skip a document.
+    key = F(name).desc(nulls_last=True) if field.startswith("-") else F(name).asc(nulls_last=True)
+    return rows.order_by(key, "id")
 
 
 class DocumentUploadView(APIView):

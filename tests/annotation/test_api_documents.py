@@ -42,6 +42,10 @@ def test_documents_list_filters(world):
     assert ids("?uncertainty_min=0.5") == [b.pk]
     assert ids("?uncertainty_max=0.5") == [a.pk]
     assert ids("?has_prediction=true&ordering=-uncertainty") == [b.pk, a.pk]
+    # Documents without a prediction come last in either direction, ties in id order.
+    assert ids("?ordering=-uncertainty") == [b.pk, a.pk, c.pk, d.pk]
+    assert ids("?ordering=uncertainty") == [a.pk, b.pk, c.pk, d.pk]
+    assert ids("?ordering=-id") == [d.pk, c.pk, b.pk, a.pk]
     assert ids("?status=validated&split=train") == [d.pk]
 
 
