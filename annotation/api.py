@@ -124,6 +124,10 @@ class DocumentListView(generics.ListAPIView):
         rows = self.project.documents.select_related("annotation__annotator")
         return filter_documents(rows, filters.validated_data)
 
+    @extend_schema(parameters=[DocumentFilterSerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
     @extend_schema(request=BulkCreateSerializer, responses={201: ImportResultSerializer})
     def post(self, request, project_id):
         body = {"documents": request.data} if isinstance(request.data, list) else request.data

@@ -17,9 +17,13 @@ def test_schema_lists_every_annotation_endpoint(world):
         "/api/v1/projects/{project_id}/queue/{document_id}/skip",
         "/api/v1/projects/{project_id}/progress",
         "/api/v1/projects/{project_id}/activity",
+        "/api/v1/projects/{project_id}/members/{username}",
         "/api/v1/auth/token",
     ):
         assert path in paths, path
+    listing = response.json()["paths"]["/api/v1/projects/{project_id}/documents"]["get"]
+    filters = {p["name"] for p in listing["parameters"] if p["in"] == "query"}
+    assert {"q", "status", "split", "ordering", "page"} <= filters
 
 
 def test_swagger_ui_is_served(world):
