@@ -154,8 +154,9 @@ def filter_documents(rows, data: dict):
     if data.get("uncertainty_max") is not None:
         rows = rows.filter(uncertainty__lte=data["uncertainty_max"])
     field = data.get("ordering") or "id"
-    name = field.lstrip("-")
-    # Unpredicted documents (no uncertainty) last either way, on every database; the id
+    name = {"annotated": "annotation__updated"}.get(field.lstrip("-"), field.lstrip("-"))
+    # Documents without the value (no prediction, no annotation) last either way, on every
+    # database; the id
     # breaks ties so that pages neither repeat nor skip a document.
     key = F(name).desc(nulls_last=True) if field.startswith("-") else F(name).asc(nulls_last=True)
     return rows.order_by(key, "id")

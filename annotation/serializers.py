@@ -141,7 +141,17 @@ class DocumentFilterSerializer(serializers.Serializer):
     uncertainty_min = serializers.FloatField(required=False)
     uncertainty_max = serializers.FloatField(required=False)
     ordering = serializers.ChoiceField(
-        choices=["id", "-id", "uncertainty", "-uncertainty", "created", "-created"],
+        choices=[
+            "id",
+            "-id",
+            "uncertainty",
+            "-uncertainty",
+            "created",
+            "-created",
+            "annotated",
+            "-annotated",
+        ],
+        help_text="annotated: by the time of the annotation's last submission",
         required=False,
     )
 

@@ -46,6 +46,9 @@ def test_documents_list_filters(world):
     assert ids("?ordering=-uncertainty") == [b.pk, a.pk, c.pk, d.pk]
     assert ids("?ordering=uncertainty") == [a.pk, b.pk, c.pk, d.pk]
     assert ids("?ordering=-id") == [d.pk, c.pk, b.pk, a.pk]
+    Annotation.objects.create(document=a, validated=True)
+    Annotation.objects.create(document=d, validated=True)
+    assert ids("?ordering=-annotated") == [d.pk, a.pk, b.pk, c.pk]
     assert ids("?status=validated&split=train") == [d.pk]
 
 

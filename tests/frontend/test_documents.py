@@ -69,3 +69,28 @@ def test_a_validated_answer_of_no_entity_is_shown_as_it_is_with_the_guidelines(
     assert page.is_visible("#back-to-list")
     # The project's description is the annotators' guidelines, line breaks kept.
     assert page.inner_text("#guidelines-text") == "人名只标姓名，不含称谓。\n机构名标全称。"
+
+
+def test_correct_the_document_just_submitted_then_back_to_the_queue(page, live_server, world):
+    model = make_version(world.project, "v1", status="active", metrics={"f1": 0.5})
+    suggestion = [{"start": 0, "end": 2, "label": "ORG", "score": 0.9}]
+    first = queue_document(world.project, model, "张三在北京工作。", suggestion, 0.9)
+    second = queue_document(world.project, model, "李四去了上海。", [], 0.5)
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/")
+    page.wait_for_selector(f"#doc-view[data-doc-id='{first.pk}']")
+    page.click("#btn-submit")  # accepts the wrong suggestion
+    page.wait_for_selector(f"#doc-view[data-doc-id='{second.pk}']")
+    assert stored_spans(first) == [(0, 2, "ORG")]
+
+    page.click("#correct-last")
+    page.wait_for_selector(f"#doc-view[data-doc-id='{first.pk}']")
+    assert page.inner_text("#back-to-list") in ("返回审阅队列", "Back to the queue")
+    page.click("#doc-view mark.ent[data-label='ORG']")
+    page.click("#span-menu .label-btn:text-is('PER')")
+    page.click("#btn-submit")
+    page.wait_for_url(f"{live_server.url}/projects/{world.project.pk}/annotate/")
+    # Back in the queue, where the document it was on is still held for this annotator.
+    page.wait_for_selector(f"#doc-view[data-doc-id='{second.pk}']")
+    assert stored_spans(first) == [(0, 2, "PER")]
+    assert Annotation.objects.get(document=first).revision == 2

@@ -13,7 +13,8 @@
  * Document mode (?document=<id>, opened from the document list): that document, whatever its
  * split or status, with its saved annotation (or the model's suggestions when it has none).
  * Saving or skipping goes on to the next document of the list page it was opened from, then
- * back to that list. Nothing is claimed from the queue in this mode.
+ * back to that list. Nothing is claimed from the queue in this mode. With &back=queue (the
+ * "correct it" link after a queue submission) saving returns to the queue instead.
  */
 (function () {
   "use strict";
@@ -32,6 +33,7 @@
   const threshold = $("threshold");
   const opened = new URLSearchParams(location.search).get("document");
   const documentMode = opened !== null && /^[0-9]+$/.test(opened);
+  const backToQueue = documentMode && new URLSearchParams(location.search).get("back") === "queue";
   const listKey = `nerloop:documents:${projectId}`;
 
   // Enter within this many ms of a document appearing is a double press, not a decision.
@@ -619,6 +621,7 @@
 
   /** The list page the document was opened from: {ids, back}, or null. */
   function openedFrom() {
+    if (backToQueue) return null;
     try {
       const list = JSON.parse(sessionStorage.getItem(listKey) || "null");
       return list && Array.isArray(list.ids) ? list : null;
@@ -628,6 +631,7 @@
   }
 
   function documentsPage() {
+    if (backToQueue) return `/projects/${projectId}/annotate/`;
     const list = openedFrom();
     return list && typeof list.back === "string" && list.back.startsWith("/")
       ? list.back
@@ -642,7 +646,8 @@
       sayError(err);
       return;
     }
-    history.replaceState(null, "", `${location.pathname}?document=${doc.id}`);
+    const back = backToQueue ? "&back=queue" : "";
+    history.replaceState(null, "", `${location.pathname}?document=${doc.id}${back}`);
     showItem(doc);
     $("ws-title").textContent = interpolate(
       gettext("Document #%(id)s (%(split)s, %(status)s)"),
@@ -701,6 +706,14 @@
     try {
       await N.api.post(endpoints.submit(doc.id), { spans, revision: itemRevision(item) });
       say(interpolate(gettext("Saved document #%(id)s."), { id: doc.id }, true), "ok");
+      if (!documentMode) {
+        // A slip noticed just after Enter: one click reopens the saved document.
+        const fix = document.createElement("a");
+        fix.id = "correct-last";
+        fix.href = `/projects/${projectId}/annotate/?document=${doc.id}&back=queue`;
+        fix.textContent = gettext("Correct it");
+        statusLine.append(" ", fix);
+      }
       await advance();
     } catch (err) {
       sayError(err);
@@ -773,6 +786,7 @@
     }
     if (documentMode) {
       $("back-to-list").href = documentsPage();
+      if (backToQueue) $("back-to-list").textContent = gettext("Back to the queue");
       $("back-to-list").hidden = false;
       await openDocument(Number(opened));
       refreshProgress();
