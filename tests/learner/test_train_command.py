@@ -62,3 +62,27 @@ def test_train_command_refuses_bad_input(files):
             "--out", str(files / "other"),
             "--hparams", "{bad",
         )  # fmt: skip
+    with pytest.raises(CommandError, match="--epochs must be at least 1"):
+        call_command(
+            "train",
+            "--train", str(files / "train.jsonl"),
+            "--dev", str(files / "dev.conll"),
+            "--out", str(files / "other"),
+            "--epochs", "0",
+        )  # fmt: skip
+    assert not (files / "other").exists()
+
+
+def test_train_command_hints_at_repair_for_conll_tags_only(files):
+    (files / "bad.conll").write_text("张\tI-NAME\n三\tE-NAME\n", encoding="utf-8")
+    (files / "bad.jsonl").write_text(
+        '{"text": "abc", "entities": [{"start": 0, "end": 9, "label": "X"}]}\n'
+    )
+    for name, hinted in (("bad.conll", True), ("bad.jsonl", False)):
+        with pytest.raises(CommandError) as error:
+            call_command(
+                "train", "--train", str(files / name), "--dev", str(files / "dev.conll"),
+                "--out", str(files / "never"),
+            )  # fmt: skip
+        assert ("--repair" in str(error.value)) == hinted, str(error.value)
+        assert f"{name} line 1" in str(error.value)

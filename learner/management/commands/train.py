@@ -7,7 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.formats import FormatError, read_file
+from annotation.formats import FormatError, guess_format, read_file
 from learner.nets import ARCHITECTURES
 
 
@@ -48,17 +48,29 @@ class Command(BaseCommand):
         from learner.export import export_bundle
         from learner.training import TrainOptions, train
 
+        def conll(path) -> bool:
+            try:
+                return (opts["format"] or guess_format(Path(path).name, "")) == "conll"
+            except FormatError:
+                return False
+
         def load(path):
             try:
                 return read_file(path, opts["format"], strict=not opts["repair"])
             except FileNotFoundError:
                 raise CommandError(f"{path}: no such file") from None
             except FormatError as exc:
-                raise CommandError(f"{exc} (use --repair to fix ill-formed tags)") from None
+                hint = " (use --repair to fix ill-formed tag sequences)" if conll(path) else ""
+                raise CommandError(f"{exc}{hint}") from None
 
         train_examples = load(opts["train"])
         dev_examples = load(opts["dev"])
         test_examples = load(opts["test"]) if opts["test"] else None
+        for name in ("epochs", "batch_size"):
+            if opts[name] < 1:
+                raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
+        if opts["patience"] < 0:
+            raise CommandError("--patience must be 0 (no early stopping) or more")
         out = Path(opts["out"])
         if out.exists() and any(out.iterdir()) and not opts["overwrite"]:
             raise CommandError(f"{out} is not empty (use --overwrite)")
