@@ -114,6 +114,12 @@ class SimulationOptions:
             raise ValueError("new_share must be in (0, 1]")
         for amount in [self.seed_size, *self.batch_sizes]:
             parse_amount(amount)
+        for name in ("repeats", "threads", "first_epochs", "epochs", "full_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        for name in ("rounds", "first_patience", "patience", "full_patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
 
 
 def parse_amount(text: str) -> tuple[float, bool]:

@@ -58,6 +58,15 @@ def test_simulation_options_refuse_unknown_strategy():
         simulation.SimulationOptions(strategies=["entropy", "qbc"])
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [("repeats", 0, "at least 1"), ("rounds", -1, "negative"), ("epochs", 0, "at least 1")],
+)
+def test_simulation_options_refuse_counts_out_of_range(field, value, problem):
+    with pytest.raises(ValueError, match=f"{field} must .*{problem}"):
+        simulation.SimulationOptions(**{field: value})
+
+
 def test_simulation_summary_interpolates_at_ten_percent_and_finds_95():
     results = {
         "corpora": {"c": {"full": {"f1": 0.80}}},
@@ -101,6 +110,10 @@ def test_simulate_al_command_needs_data():
         call_command("simulate_al")
     with pytest.raises(CommandError, match="--eval"):
         call_command("simulate_al", "--train", "a.json")
+    with pytest.raises(CommandError, match="repeats must be at least 1"):
+        call_command("simulate_al", "--corpus", "resume", "--repeats", "0")
+    with pytest.raises(CommandError, match="--jobs must be at least 1"):
+        call_command("simulate_al", "--corpus", "resume", "--jobs", "0")
 
 
 @pytest.mark.slow

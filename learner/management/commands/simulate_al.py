@@ -125,6 +125,8 @@ class Command(BaseCommand):
         ]
         if not sources:
             raise CommandError("name at least one --corpus, or --train/--eval files")
+        if opts["jobs"] < 1:
+            raise CommandError("--jobs must be at least 1")
         try:
             options = SimulationOptions(
                 strategies=[s.strip() for s in opts["strategies"].split(",") if s.strip()],
@@ -163,7 +165,7 @@ class Command(BaseCommand):
                 f"{corpus.name}: pool {len(corpus.pool)} sentences / {corpus.pool_chars} "
                 f"characters, eval {len(corpus.eval)} sentences, {len(corpus.labels)} types"
             )
-        results = simulate(corpora, options, jobs=max(1, opts["jobs"]))
+        results = simulate(corpora, options, jobs=opts["jobs"])
         written = write_outputs(results, opts["out"])
         self.stdout.write(format_table(results))
         for path in written:
