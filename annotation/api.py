@@ -277,7 +277,8 @@ class QueueActionView(APIView):
 
 
 class ExportView(APIView):
-    """Stream the project as a file: ``?split=train|eval``, ``?annotated=1`` to filter."""
+    """Stream the project as a file: ``?split=train|eval``, ``?annotated=1`` to filter;
+    ``?predictions=1`` fills documents without an annotation with the model's latest spans."""
 
     permission_classes = [IsProjectAdmin]
 
@@ -287,8 +288,9 @@ class ExportView(APIView):
         if split not in (None, *Document.Split.values):
             raise ValidationError({"split": "must be train or eval"})
         annotated = request.query_params.get("annotated") in ("1", "true")
+        predictions = request.query_params.get("predictions") in ("1", "true")
         content_type, extension = exporting.CONTENT_TYPES[fmt]
-        chunks = exporting.export_chunks(self.project, fmt, split, annotated)
+        chunks = exporting.export_chunks(self.project, fmt, split, annotated, predictions)
         response = StreamingHttpResponse(chunks, content_type=f"{content_type}; charset=utf-8")
         name = f"project-{self.project.pk}-{fmt}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from django.db.models import F, JSONField, OuterRef, Subquery
+
 from .formats import FORMATS, iter_lines
-from .models import Document, Project
+from .models import Document, Prediction, Project
 from .spans import Example, Span
 
 CHUNK_ROWS = 2000  # rows fetched per round trip
 CHUNK_CHARS = 256 * 1024  # characters per response chunk
+SOURCE_KEY = "nerloop_source"  # with predictions: where a record's spans come from
 
 CONTENT_TYPES = {
     "cluener": ("application/x-ndjson", "json"),
@@ -26,33 +29,65 @@ CONTENT_TYPES = {
 assert set(CONTENT_TYPES) == set(FORMATS), "every format needs a content type"
 
 
-def documents(project: Project, split: str | None = None, annotated: bool = False):
+def documents(
+    project: Project, split: str | None = None, annotated: bool = False, predictions: bool = False
+):
     rows = Document.objects.filter(project=project).select_related("annotation").order_by("id")
     if split:
         rows = rows.filter(split=split)
     if annotated:
         rows = rows.filter(annotation__isnull=False)
+    if predictions:
+        # the answer of the version that last predicted the document (the one the queue shows)
+        latest = Prediction.objects.filter(
+            document=OuterRef("pk"), model_version=OuterRef("predicted_by")
+        ).values("spans")[:1]
+        rows = rows.annotate(
+            predicted_spans=Subquery(latest, output_field=JSONField()),
+            predicted_version=F("predicted_by__version"),
+        )
     return rows.only("id", "text", "meta", "annotation__spans")
 
 
-def examples(project: Project, split: str | None = None, annotated: bool = False):
-    for doc in documents(project, split, annotated).iterator(chunk_size=CHUNK_ROWS):
+def examples(
+    project: Project, split: str | None = None, annotated: bool = False, predictions: bool = False
+):
+    """Each document with its annotation's spans. With ``predictions``, a document without an
+    annotation carries its latest prediction's spans instead (labels the project still has),
+    and every record says where its spans come from in ``meta["nerloop_source"]``: ``human``,
+    ``model <version>`` or ``none``."""
+    labels = set(project.label_names())
+    for doc in documents(project, split, annotated, predictions).iterator(chunk_size=CHUNK_ROWS):
         annotation = getattr(doc, "annotation", None)
-        spans = (
-            []
-            if annotation is None
-            else [Span(s["start"], s["end"], s["label"]) for s in annotation.spans]
-        )
-        yield Example(doc.text, spans, doc.meta)
+        meta = doc.meta
+        if annotation is not None:
+            spans = [Span(s["start"], s["end"], s["label"]) for s in annotation.spans]
+            source = "human"
+        elif predictions and doc.predicted_spans is not None:
+            spans = [
+                Span(s["start"], s["end"], s["label"])
+                for s in doc.predicted_spans
+                if s["label"] in labels
+            ]
+            source = f"model {doc.predicted_version}"
+        else:
+            spans, source = [], "none"
+        if predictions:
+            meta = {**meta, SOURCE_KEY: source}
+        yield Example(doc.text, spans, meta)
 
 
 def export_chunks(
-    project: Project, fmt: str, split: str | None = None, annotated: bool = False
+    project: Project,
+    fmt: str,
+    split: str | None = None,
+    annotated: bool = False,
+    predictions: bool = False,
 ) -> Iterator[str]:
     """The file, in pieces of about CHUNK_CHARS characters."""
     buffer: list[str] = []
     size = 0
-    for piece in iter_lines(fmt, examples(project, split, annotated)):
+    for piece in iter_lines(fmt, examples(project, split, annotated, predictions)):
         buffer.append(piece)
         size += len(piece)
         if size >= CHUNK_CHARS:

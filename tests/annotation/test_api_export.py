@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotation.formats import FORMATS, iter_examples
-from annotation.models import Annotation, Document
+from annotation.models import Annotation, Document, Prediction
+from learner.models import ModelVersion
 from tests.base import ROLES, expected
 
 pytestmark = pytest.mark.django_db
@@ -91,6 +92,50 @@ def test_export_filters_split_and_annotated(world):
     assert [json.loads(line)["text"] for line in only_eval.splitlines()] == ["评测句"]
     annotated = body(world.api("admin").get(url(world, "jsonl", "?annotated=1")))
     assert len(annotated.splitlines()) == 2
+
+
+def test_export_fills_unannotated_documents_with_the_latest_prediction(world):
+    old = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/x")
+    new = ModelVersion.objects.create(project=world.project, version="v2", bundle_path="/y")
+    human = world.document("张三在北京。", status="validated")
+    Annotation.objects.create(
+        document=human, validated=True, spans=[{"start": 0, "end": 2, "label": "PER"}]
+    )
+    guessed = world.document("李四去了上海。", status="predicted", predicted_by=new)
+    for version, label in ((old, "ORG"), (new, "LOC")):
+        Prediction.objects.create(
+            document=guessed, model_version=version, mean_entropy=0.1, max_entropy=0.2,
+            least_confidence=0.1, mnlp=-0.1,
+            spans=[{"start": 4, "end": 6, "label": label, "score": 0.9},
+                   {"start": 0, "end": 2, "label": "GONE", "score": 0.8}],
+        )  # fmt: skip
+    world.document("没有预测。")
+    api = world.api("admin")
+    records = [
+        json.loads(line)
+        for line in body(api.get(url(world, "jsonl", "?predictions=1"))).splitlines()
+    ]
+    assert [r["nerloop_source"] for r in records] == ["human", "model v2", "none"]
+    assert records[0]["entities"] == [{"start": 0, "end": 2, "label": "PER"}]
+    # the latest version's answer, without a label the project no longer has
+    assert records[1]["entities"] == [{"start": 4, "end": 6, "label": "LOC"}]
+    assert records[2]["entities"] == []
+    plain = [json.loads(line) for line in body(api.get(url(world, "jsonl"))).splitlines()]
+    assert plain[1]["entities"] == [] and "nerloop_source" not in plain[1]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_export_with_predictions_uses_a_fixed_number_of_queries(world, fmt):
+    api = world.api("admin")
+    counts = []
+    for n in (10, 200):
+        Document.objects.all().delete()
+        fill(world, n)
+        with CaptureQueriesContext(connection) as queries:
+            text = body(api.get(url(world, fmt, "?predictions=1")))
+        assert text.count("会") == n
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
 
 
 def test_export_unknown_format_is_not_found(world):

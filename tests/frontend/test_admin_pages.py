@@ -131,6 +131,13 @@ def test_import_and_export_pages(page, live_server, world):
     assert [json.loads(line)["text"] for line in lines] == ["张三在北京<b>工作</b>"]
     shot(page, "export")
 
+    page.uncheck("#x-annotated")
+    page.check("#x-predictions")
+    with page.expect_download() as download:
+        link.click()
+    lines = download.value.path().read_text("utf-8").splitlines()
+    assert [json.loads(line)["nerloop_source"] for line in lines] == ["human", "none"]
+
 
 def test_import_page_refuses_annotators(page, live_server, world):
     login(page, live_server, "annotator")

@@ -83,11 +83,12 @@
     return N.gettext("Import finished. No model can pre-annotate this project yet: annotate the review queue (a diverse first batch) and the eval set (Documents page), and the first training run makes one.");
   }
 
-    function setupExport() {
+  function setupExport() {
     const update = () => {
       const params = new URLSearchParams();
       if ($("x-split").value) params.set("split", $("x-split").value);
       if ($("x-annotated").checked) params.set("annotated", "1");
+      if ($("x-predictions").checked) params.set("predictions", "1");
       const query = params.toString();
       document.querySelectorAll(".export-link").forEach((link) => {
         link.href = `/api/v1/projects/${projectId}/export/${link.dataset.format}${query ? "?" + query : ""}`;
@@ -95,6 +96,7 @@
     };
     $("x-split").addEventListener("change", update);
     $("x-annotated").addEventListener("change", update);
+    $("x-predictions").addEventListener("change", update);
     update();
   }
 
