@@ -21,6 +21,7 @@ from rest_framework import status
 from nerloop.errors import CodedAPIException
 from nerloop.tasks import ensure_broker
 
+from .exporting import SOURCE_KEY
 from .formats import FORMATS, FormatError, guess_format, iter_examples
 from .models import Annotation, Document, Project, normalize_labels, spans_to_json
 from .spans import Example, SpanError, validate_spans
@@ -125,6 +126,8 @@ def entries_from_upload(
     ``gold``: ``auto`` makes documents with spans (and every CoNLL sentence, whose tags are
     an answer even when all O) validated annotations; ``all`` does so for every document;
     ``none`` imports the text only, dropping the spans (an unlabelled pool from a gold file).
+    A record of a nerloop export with predictions (``nerloop_source``) is gold under ``auto``
+    when a human annotated it (even with no entity), and text only when a model did.
     ``strict=False`` repairs ill-formed tag sequences (an entity left open) instead of
     refusing the file, as real corpora sometimes need.
     """
@@ -150,9 +153,15 @@ def entries_from_upload(
 
 
 def _upload_entry(example: Example, split: str, gold: str, fmt: str) -> Entry:
-    if gold == "none":
+    # A file nerloop exported with predictions says where each record's spans came from.
+    source = example.meta.get(SOURCE_KEY)
+    if source is not None:
+        meta = {k: v for k, v in example.meta.items() if k != SOURCE_KEY}
+        example = Example(example.text, example.spans, meta)
+    if gold == "none" or (gold == "auto" and source is not None and source != "human"):
+        # a model's spans are no answer: the text joins the pool, to be predicted again
         return Entry(Example(example.text, [], example.meta), split, gold=False)
-    is_gold = gold == "all" or bool(example.spans) or fmt == "conll"
+    is_gold = gold == "all" or bool(example.spans) or fmt == "conll" or source == "human"
     return Entry(example, split, gold=is_gold)
 
 

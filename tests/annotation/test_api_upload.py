@@ -4,7 +4,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.formats import FORMATS
-from annotation.models import Annotation, Document
+from annotation.models import Annotation, Document, Prediction
+from learner.models import ModelVersion
 from tests.base import ROLES, expected
 
 pytestmark = pytest.mark.django_db
@@ -179,3 +180,34 @@ def test_upload_strict_false_repairs_an_open_entity(world):
     assert Annotation.objects.get(document__text="张三").spans == [
         {"start": 0, "end": 2, "label": "PER"}
     ]
+
+
+def test_upload_of_an_export_with_predictions_keeps_human_answers_only(world):
+    version = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/x")
+    named = world.document("张三在北京", status="validated", meta={"id": 1})
+    Annotation.objects.create(
+        document=named, validated=True, spans=[{"start": 0, "end": 2, "label": "PER"}]
+    )
+    empty = world.document("今天天气很好", status="validated")
+    Annotation.objects.create(document=empty, validated=True, spans=[])
+    guessed = world.document("李四去了上海", status="predicted", predicted_by=version)
+    Prediction.objects.create(
+        document=guessed, model_version=version, mean_entropy=0.1, max_entropy=0.2,
+        least_confidence=0.1, mnlp=-0.1, spans=[{"start": 4, "end": 6, "label": "LOC", "score": 0.9}],
+    )  # fmt: skip
+    world.document("没有预测")
+    api = world.api("admin")
+    exported = api.get(f"/api/v1/projects/{world.project.pk}/export/jsonl?predictions=1")
+    content = b"".join(exported.streaming_content).decode("utf-8")
+    Document.objects.all().delete()
+
+    response = upload(world, "admin", content, "export.jsonl")
+    assert response.status_code == 201, response.json()
+    assert response.json()["annotated"] == 2  # both human answers, "no entity" included
+    docs = {doc.text: doc for doc in Document.objects.select_related("annotation")}
+    assert docs["张三在北京"].annotation.spans == [{"start": 0, "end": 2, "label": "PER"}]
+    assert docs["今天天气很好"].annotation.spans == []
+    assert docs["今天天气很好"].status == "validated"
+    assert not Annotation.objects.filter(document=docs["李四去了上海"]).exists()
+    assert docs["李四去了上海"].status == "new"
+    assert docs["张三在北京"].meta == {"id": 1}  # the source marker is not kept as meta
