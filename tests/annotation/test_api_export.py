@@ -70,15 +70,16 @@ def test_export_conll_is_one_character_per_line(world):
     assert lines[:7] == ["王 B-PER", "小 I-PER", "明 I-PER", "在 O", "北 O", "京 O", ""]
 
 
+@pytest.mark.parametrize("query", ["", "?predictions=1"])
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_export_uses_a_fixed_number_of_queries(world, fmt):
+def test_export_uses_a_fixed_number_of_queries(world, fmt, query):
     api = world.api("admin")
     counts = []
     for n in (10, 200):
         Document.objects.all().delete()
         fill(world, n)
         with CaptureQueriesContext(connection) as queries:
-            text = body(api.get(url(world, fmt)))
+            text = body(api.get(url(world, fmt, query)))
         assert text.count("会") == n  # once per document in every format
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
@@ -122,20 +123,6 @@ def test_export_fills_unannotated_documents_with_the_latest_prediction(world):
     assert records[2]["entities"] == []
     plain = [json.loads(line) for line in body(api.get(url(world, "jsonl"))).splitlines()]
     assert plain[1]["entities"] == [] and "nerloop_source" not in plain[1]
-
-
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
-def test_export_with_predictions_uses_a_fixed_number_of_queries(world, fmt):
-    api = world.api("admin")
-    counts = []
-    for n in (10, 200):
-        Document.objects.all().delete()
-        fill(world, n)
-        with CaptureQueriesContext(connection) as queries:
-            text = body(api.get(url(world, fmt, "?predictions=1")))
-        assert text.count("会") == n
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
 
 
 def test_export_unknown_format_is_not_found(world):

@@ -42,35 +42,31 @@ def test_train_command_prints_epochs_and_writes_a_bundle(files):
     assert metrics["split"] == "test" and set(metrics["splits"]) == {"dev", "test"}
 
 
-def test_train_command_refuses_bad_input(files):
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--out", "bundle"], "not empty"),
+        (["--hparams", "{bad"], "hparams"),
+        (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--patience", "-1"], "--patience must be 0"),
+    ],
+)
+def test_train_command_refuses_bad_input(files, extra, problem):
     with pytest.raises(CommandError, match="no such file"):
         call_command("train", "--train", str(files / "nope.json"), "--dev", "x", "--out", "y")
     (files / "bundle").mkdir()
     (files / "bundle" / "keep.txt").write_text("x")
-    with pytest.raises(CommandError, match="not empty"):
+    args = {"--out": "other", **dict(zip(extra[::2], extra[1::2], strict=True))}
+    args["--out"] = str(files / args["--out"])
+    with pytest.raises(CommandError, match=problem):
         call_command(
             "train",
             "--train", str(files / "train.jsonl"),
             "--dev", str(files / "dev.conll"),
-            "--out", str(files / "bundle"),
-        )  # fmt: skip
-    with pytest.raises(CommandError, match="hparams"):
-        call_command(
-            "train",
-            "--train", str(files / "train.jsonl"),
-            "--dev", str(files / "dev.conll"),
-            "--out", str(files / "other"),
-            "--hparams", "{bad",
-        )  # fmt: skip
-    with pytest.raises(CommandError, match="--epochs must be at least 1"):
-        call_command(
-            "train",
-            "--train", str(files / "train.jsonl"),
-            "--dev", str(files / "dev.conll"),
-            "--out", str(files / "other"),
-            "--epochs", "0",
+            *[item for pair in args.items() for item in pair],
         )  # fmt: skip
     assert not (files / "other").exists()
+    assert (files / "bundle" / "keep.txt").exists()
 
 
 def test_train_command_hints_at_repair_for_conll_tags_only(files):
