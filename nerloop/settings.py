@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "annotation",
     "inference",
@@ -185,6 +186,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Active-learning annotation for Chinese named-entity recognition",
     "VERSION": "1",
     "ENUM_NAME_OVERRIDES": {"DocumentStatusEnum": "annotation.models.Document.Status"},
+    # Swagger UI's files come from this server (drf-spectacular-sidecar), not a CDN: the docs
+    # page works offline and behind firewalls.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 REDIS_URL = env_str("REDIS_URL")

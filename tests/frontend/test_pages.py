@@ -19,6 +19,7 @@ def project_pages(project_id: int) -> list[str]:
         "/",
         "/playground/",
         f"/projects/{project_id}/annotate/",
+        f"/projects/{project_id}/documents/",
         f"/projects/{project_id}/dashboard/",
         f"/projects/{project_id}/settings/",
         f"/projects/{project_id}/import/",
