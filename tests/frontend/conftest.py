@@ -87,16 +87,22 @@ def browser(compiled_messages):
 @pytest.fixture
 def page(browser, live_server, transactional_db):
     """A fresh browser context (English browser locale: the UI must still default to
-    Chinese). Fails the test if the page throws a JavaScript error."""
+    Chinese). Fails the test if the page throws a JavaScript error or asks another host for
+    anything."""
     context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-US")
     tab = context.new_page()
     tab.set_default_timeout(10_000)
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
     tab.js_errors = errors
+    # Every page works offline: nothing may be fetched from another host (a CDN, fonts).
+    local = (live_server.url, "data:", "blob:", "about:")
+    elsewhere: list[str] = []
+    tab.on("request", lambda r: None if r.url.startswith(local) else elsewhere.append(r.url))
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not elsewhere, f"requests to other hosts: {elsewhere}"
 
 
 def login(page, live_server, username: str) -> None:

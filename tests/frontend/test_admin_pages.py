@@ -189,18 +189,8 @@ def test_create_a_project_and_manage_its_members(page, live_server, world):
 
 
 def test_api_docs_render_offline(page, live_server, world):
-    """Swagger UI comes from this server, so the API docs work without internet."""
-    elsewhere: list[str] = []
-    page.on(
-        "request",
-        lambda request: (
-            None
-            if request.url.startswith(live_server.url) or request.url.startswith("data:")
-            else elsewhere.append(request.url)
-        ),
-    )
+    """Swagger UI comes from this server (the page fixture fails on any other host)."""
     login(page, live_server, "admin")
     page.goto(f"{live_server.url}/api/docs/")
     page.wait_for_selector(".swagger-ui .opblock-tag")
     assert page.locator(".opblock").count() > 20
-    assert elsewhere == []
