@@ -320,6 +320,7 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
         }
     )
     promote, reason = gate(metrics["f1"], previous, project.promotion_tolerance, against)
+    metrics["promoted_by_gate"] = promote
     say(reason)
     with transaction.atomic():
         version = ModelVersion.objects.create(
@@ -388,12 +389,14 @@ def gate(
 def activate(version: ModelVersion) -> ModelVersion:
     """An admin's explicit choice (rollback included): serve ``version`` now, then refresh the
     pool's predictions and the review queue."""
+    now = timezone.now()
     with transaction.atomic():
         version.activate()
         ModelVersion.objects.filter(pk=version.pk).update(
-            gate_reason=f"{version.gate_reason}\nactivated by an admin at {timezone.now():%c}"
+            gate_reason=f"{version.gate_reason}\nactivated by an admin at {now:%c}"
             if version.gate_reason
-            else f"activated by an admin at {timezone.now():%c}"
+            else f"activated by an admin at {now:%c}",
+            metrics={**version.metrics, "activated_by_admin_at": now.isoformat()},
         )
         transaction.on_commit(lambda: after_promotion(version.project_id))
     version.refresh_from_db()

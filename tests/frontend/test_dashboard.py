@@ -97,7 +97,7 @@ def test_dashboard_gains_a_point_after_a_retrain(
     page.wait_for_selector("#runs-body tr[data-state='succeeded']")
     assert page.locator("#f1-chart g[data-series='PER'] circle").count() == 2
     row = page.locator(f"#versions-body tr[data-version-id='{new.pk}']")
-    assert "promoted" in row.inner_text()
+    assert "已上线" in row.inner_text()  # "promoted", in the UI's language
     page.click(f"#runs-body tr[data-run-id='{run.pk}'] summary")
     page.wait_for_function(
         f"document.querySelector(\"#runs-body tr[data-run-id='{run.pk}'] pre.log\")"
@@ -148,6 +148,8 @@ def test_dashboard_shows_the_default_model_a_first_version_must_beat(page, live_
             "labels": {"sentences": 3, "characters": 39},
             "previous_f1": 0.9853,
             "compared_with": "default",
+            "tolerance": 0.01,
+            "promoted_by_gate": False,
         },
         gate_reason="kept as candidate: below the default model's 0.9853",
     )
@@ -157,6 +159,10 @@ def test_dashboard_shows_the_default_model_a_first_version_must_beat(page, live_
     page.wait_for_selector("#f1-chart line.default-bar", state="attached")
     assert page.get_attribute("#f1-chart line.default-bar", "data-f1") == "0.9853"
     assert "0.985" in page.inner_text("#chart-active")
+    # the gate's decision in the UI's language; the server's sentence is the tooltip
+    gate = page.locator("#versions-body td.gate").first
+    assert gate.inner_text() == "保留为候选：F1 0.2500 比默认模型的 0.9853 低了超过 0.0100"
+    assert gate.get_attribute("title").startswith("kept as candidate")
     shot(page, "dashboard-default-bar")
 
 

@@ -204,6 +204,7 @@ def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_proje
     assert run.model_version_id == first.pk
     assert first.status == ModelVersion.Status.ACTIVE
     assert "no active model" in first.gate_reason
+    assert first.metrics["promoted_by_gate"] is True
     assert Path(first.bundle_path, "manifest.json").is_file()
     assert Path(first.bundle_path).parent.parent == Path(project_bundle_dir())
     assert (first.train_sentences, first.metrics["labels"]["sentences"]) == (60, 60)
@@ -226,6 +227,8 @@ def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_proje
     assert second.parent_id == first.pk
     assert second.status == ModelVersion.Status.CANDIDATE
     assert "kept as candidate" in second.gate_reason
+    assert second.metrics["promoted_by_gate"] is False
+    assert second.metrics["tolerance"] == -1.0
     assert second.metrics["previous_f1"] is not None
     assert first.status == ModelVersion.Status.ACTIVE
 

@@ -52,6 +52,8 @@ def test_versions_endpoint_rollback_retires_the_current_and_queues_refresh(
         response = world.api("admin").post(activate_url(world, old))
     assert response.json()["status"] == "active"
     assert "activated by an admin" in response.json()["gate_reason"]
+    old.refresh_from_db()
+    assert old.metrics["activated_by_admin_at"]  # the dashboard says it in the UI's language
     new.refresh_from_db()
     assert new.status == "retired"
     assert ModelVersion.active_for(world.project) == old

@@ -59,6 +59,32 @@
 
   const fmt = (x, digits = 3) => (typeof x === "number" && isFinite(x) ? x.toFixed(digits) : "–");
   const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+
+  /** The promotion gate's decision in the page's language, from the version's metrics (the
+   * server's English sentence stays in the cell's tooltip, and is the text for versions
+   * recorded before the decision was). */
+  function gateText(p) {
+    if (typeof p.promoted_by_gate !== "boolean") return p.gate_reason || "";
+    const parts = [];
+    if (typeof p.previous_f1 !== "number") {
+      parts.push(gettext("promoted: there was no model to compare with"));
+    } else {
+      const values = {
+        f1: fmt(p.f1, 4),
+        previous: fmt(p.previous_f1, 4),
+        tolerance: fmt(p.tolerance, 4),
+        against: p.compared_with === "default" ? gettext("the default model") : gettext("the active model"),
+      };
+      parts.push(interpolate(p.promoted_by_gate
+        ? gettext("promoted: F1 %(f1)s against %(previous)s for %(against)s (tolerance %(tolerance)s)")
+        : gettext("kept as candidate: F1 %(f1)s is more than %(tolerance)s below %(previous)s for %(against)s"),
+      values, true));
+    }
+    if (p.activated_by_admin_at) {
+      parts.push(interpolate(gettext("activated by an admin on %(when)s"), { when: when(p.activated_by_admin_at) }, true));
+    }
+    return parts.join(" · ");
+  }
   function chars(n) {
     if (typeof n !== "number") return "–";
     if (n >= 1e6) return (n / 1e6).toFixed(n >= 1e7 ? 0 : 1) + "M";
@@ -92,6 +118,9 @@
         // the serving model's F1 that the gate compared with: "active" or "default"
         previous_f1: row.previous_f1,
         compared_with: row.compared_with,
+        tolerance: row.tolerance,
+        promoted_by_gate: row.promoted_by_gate,
+        activated_by_admin_at: row.activated_by_admin_at,
       };
     });
   }
@@ -312,7 +341,7 @@
         el("td", {}, `${fmt(p.precision, 2)} / ${fmt(p.recall, 2)}`),
         el("td", {}, perLabel || "–"),
         el("td", {}, `${p.sentences} / ${chars(p.chars)}`),
-        el("td", { class: "muted gate" }, p.gate_reason || ""),
+        el("td", { class: "muted gate", title: p.gate_reason || "" }, gateText(p)),
         el("td", {}, when(p.created)),
       ];
       cells[1].append(badge(p.status));
