@@ -156,8 +156,7 @@ def filter_documents(rows, data: dict):
     field = data.get("ordering") or "id"
     name = {"annotated": "annotation__updated"}.get(field.lstrip("-"), field.lstrip("-"))
     # Documents without the value (no prediction, no annotation) last either way, on every
-    # database; the id
-    # breaks ties so that pages neither repeat nor skip a document.
+    # database; the id breaks ties so that pages neither repeat nor skip a document.
     key = F(name).desc(nulls_last=True) if field.startswith("-") else F(name).asc(nulls_last=True)
     return rows.order_by(key, "id")
 

@@ -289,12 +289,12 @@
     $("stat-feedback").textContent = `${p.feedback_pool} / ${p.retrain_threshold}`;
     const share = p.retrain_threshold ? Math.min(1, p.feedback_pool / p.retrain_threshold) : 0;
     $("feedback-meter").style.width = `${(share * 100).toFixed(1)}%`;
-    const serving = p.serving_model;
-    $("stat-feedback-sub").textContent = p.active_model
-      ? interpolate(gettext("active model %(v)s"), { v: p.active_model.version }, true)
-      : serving && serving.default
+    const serving = p.serving_model; // the project's active version, or the default model
+    $("stat-feedback-sub").textContent = !serving
+      ? gettext("no model yet: the first training run makes one")
+      : serving.default
         ? interpolate(gettext("no model of its own yet: the default model %(v)s serves"), { v: serving.version }, true)
-        : gettext("no model yet: the first training run makes one");
+        : interpolate(gettext("active model %(v)s"), { v: serving.version }, true);
   }
 
   const WORDS = {

@@ -630,7 +630,8 @@
     }
   }
 
-  function documentsPage() {
+  /** Where document mode goes when done: the queue (&back=queue) or the list it came from. */
+  function returnPage() {
     if (backToQueue) return `/projects/${projectId}/annotate/`;
     const list = openedFrom();
     return list && typeof list.back === "string" && list.back.startsWith("/")
@@ -663,7 +664,7 @@
     if (at >= 0 && at + 1 < list.ids.length) {
       await openDocument(list.ids[at + 1]);
     } else {
-      location.assign(documentsPage());
+      location.assign(returnPage());
     }
   }
 
@@ -785,7 +786,7 @@
       return;
     }
     if (documentMode) {
-      $("back-to-list").href = documentsPage();
+      $("back-to-list").href = returnPage();
       if (backToQueue) $("back-to-list").textContent = gettext("Back to the queue");
       $("back-to-list").hidden = false;
       await openDocument(Number(opened));
