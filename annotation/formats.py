@@ -252,7 +252,7 @@ class Cluener(Format):
     def write(self, examples, scheme):
         for index, example in enumerate(examples, 1):
             spans = _checked_example(example, index)
-            extra = [Span(*item) for item in example.meta.get(NESTED_KEY, ())]
+            extra = _nested_spans(example)
             label: dict[str, dict[str, list[list[int]]]] = {}
             for start, end, kind in sorted(spans + extra):
                 mention = example.text[start:end]
@@ -263,6 +263,28 @@ class Cluener(Format):
             record["text"] = example.text
             record["label"] = label
             yield _dumps(record) + "\n"
+
+
+def _nested_spans(example: Example) -> list[Span]:
+    """The well-formed ``[start, end_exclusive, label]`` items of ``meta["nested_spans"]``.
+
+    ``meta`` may come from anywhere (an API client writes what it likes), so items that do not
+    fit the text are left out rather than written as mentions the reader would refuse."""
+    items = example.meta.get(NESTED_KEY)
+    found = []
+    for item in items if isinstance(items, list) else ():
+        if not (isinstance(item, list | tuple) and len(item) == 3):
+            continue
+        start, end, label = item
+        if (
+            type(start) is int
+            and type(end) is int
+            and 0 <= start < end <= len(example.text)
+            and isinstance(label, str)
+            and label.strip()
+        ):
+            found.append(Span(start, end, label))
+    return found
 
 
 # --- JSON lines with explicit entities ---------------------------------------------------------

@@ -8,7 +8,6 @@ and the documents are not stored, rather than stored and never predicted.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,11 +18,19 @@ from django.utils import timezone
 from rest_framework import status
 
 from nerloop.errors import CodedAPIException
+from nerloop.parsers import string_problem, unstorable
 from nerloop.tasks import ensure_broker
 
 from .exporting import SOURCE_KEY
 from .formats import FORMATS, FormatError, guess_format, iter_examples
-from .models import Annotation, Document, Project, normalize_labels, spans_to_json
+from .models import (
+    Annotation,
+    Document,
+    Project,
+    normalize_labels,
+    spans_to_json,
+    valid_label_name,
+)
 from .spans import Example, SpanError, validate_spans
 
 BATCH = 5000  # rows per INSERT
@@ -140,10 +147,9 @@ def entries_from_upload(
         if fmt not in FORMATS:
             raise FormatError(name, None, f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
         upload.seek(0)
-        text = io.TextIOWrapper(upload.file, encoding="utf-8", newline="\n")
         entries = [
             _upload_entry(example, split, gold, fmt)
-            for example in iter_examples(fmt, text, name, scheme, strict=strict)
+            for example in iter_examples(fmt, _utf8_lines(upload.file), name, scheme, strict=strict)
         ]
     except FormatError as exc:
         raise ImportRejected([Problem(0, exc.message, exc.line)], name) from None
@@ -165,6 +171,13 @@ def _upload_entry(example: Example, split: str, gold: str, fmt: str) -> Entry:
     return Entry(example, split, gold=is_gold)
 
 
+def _utf8_lines(binary) -> Iterator[str]:
+    """The file's lines decoded one by one, so a byte that is not UTF-8 fails on its own line
+    (a decoding reader reads ahead, and would blame the line after the last one it handed out)."""
+    for raw in binary:
+        yield raw.decode("utf-8")
+
+
 def _first_line(upload) -> str:
     upload.seek(0)
     for raw in upload:
@@ -177,31 +190,39 @@ def _first_line(upload) -> str:
 def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -> list[str]:
     """Check every entry against the project; return the labels to add (``extend_labels``).
 
-    Raises ImportRejected listing each document that is empty, has an unknown split or (unless
-    ``extend_labels``) a label outside the schema.
+    Raises ImportRejected listing each document that is empty, too long, holds what cannot be
+    stored (a NUL or an unpaired surrogate, which JSON escapes allow), has an unknown split or
+    a label outside the schema (with ``extend_labels``: a label that is no valid name).
     """
     known = set(project.label_names())
     splits = set(Document.Split.values)
+    longest = settings.IMPORT_MAX_CHARS
     new_labels: list[str] = []
     problems: list[Problem] = []
     for index, entry in enumerate(entries, 1):
-        if not entry.example.text.strip():
+        text = entry.example.text
+        if not text.strip():
             problems.append(Problem(index, "text is empty"))
-        if entry.split not in splits:
+        elif len(text) > longest:
+            problems.append(
+                Problem(index, f"text has {len(text)} characters; the limit is {longest}")
+            )
+        if unfit := string_problem(text):
+            problems.append(Problem(index, f"text {unfit}"))
+        if unfit := unstorable(entry.example.meta, "meta"):
+            problems.append(Problem(index, unfit))
+        if not isinstance(entry.split, str) or entry.split not in splits:
             problems.append(Problem(index, f"split {entry.split!r} is not one of train, eval"))
         for span in entry.example.spans:
             if span.label in known:
                 continue
-            if extend_labels:
+            if extend_labels and valid_label_name(span.label) and not unstorable(span.label):
                 known.add(span.label)
                 new_labels.append(span.label)
-            else:
-                problems.append(
-                    Problem(
-                        index, f"span {tuple(span)!r}: label {span.label!r} is not in the schema"
-                    )
-                )
-                break
+                continue
+            why = "is not a valid label name" if extend_labels else "is not in the schema"
+            problems.append(Problem(index, f"span {tuple(span)!r}: label {span.label!r} {why}"))
+            break
         if len(problems) > MAX_PROBLEMS * 5:
             break
     if problems:

@@ -45,6 +45,11 @@ def default_labels() -> list[dict]:
     return [dict(label) for label in DEFAULT_LABELS]
 
 
+def valid_label_name(name: str) -> bool:
+    """No whitespace, no leading dash, at most 50 characters (names become ``B-NAME`` tags)."""
+    return bool(LABEL_RE.match(name)) and len(name) <= 50
+
+
 def normalize_labels(raw) -> list[dict]:
     """Check a label schema and fill in colours; raise E106 naming the first problem.
 
@@ -63,7 +68,7 @@ def normalize_labels(raw) -> list[dict]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise CodedAPIException("E106", f"label {index}: expected an object with a name")
         name = item["name"].strip()
-        if not LABEL_RE.match(name) or len(name) > 50:
+        if not valid_label_name(name):
             raise CodedAPIException("E106", f"label {index}: invalid name {name!r}")
         if name in names:
             raise CodedAPIException("E106", f"label {index}: duplicate name {name!r}")
@@ -143,13 +148,16 @@ class Project(models.Model):
         return membership.role if membership else None
 
     def add_member(self, user, role: str) -> ProjectMembership:
-        """Add ``user`` or change their role; E107 rather than demote the last admin."""
+        """Add ``user`` or change their role; E107 rather than demote the last admin. A
+        client cannot annotate, so the documents the user held go back to the queue."""
         with transaction.atomic():
             if role != Role.ADMIN:
                 self._keep_an_admin_besides(user)
             membership, _ = ProjectMembership.objects.update_or_create(
                 project=self, user=user, defaults={"role": role}
             )
+            if role == Role.CLIENT:
+                self._release_held_by(user)
         return membership
 
     def remove_member(self, user) -> bool:
@@ -159,8 +167,11 @@ class Project(models.Model):
             self._keep_an_admin_besides(user)
             removed, _ = self.memberships.filter(user=user).delete()
             if removed:
-                self.documents.filter(assignee=user).update(assignee=None, assigned_until=None)
+                self._release_held_by(user)
         return bool(removed)
+
+    def _release_held_by(self, user) -> None:
+        self.documents.filter(assignee=user).update(assignee=None, assigned_until=None)
 
     def _keep_an_admin_besides(self, user) -> None:
         list(Project.objects.select_for_update().filter(pk=self.pk).values_list("pk"))

@@ -15,11 +15,8 @@ from .engine import TextPrediction
 
 
 class StrictTextField(serializers.CharField):
-    """A JSON string and nothing else: DRF's CharField would turn 123 into "123". A lone
-    surrogate (JSON allows the escape "\\ud800") is refused too: it cannot be stored or
-    rendered as UTF-8, so an entity containing it would fail only after the model ran."""
-
-    default_error_messages = {"surrogate": "the text contains an unpaired surrogate code point"}
+    """A JSON string and nothing else: DRF's CharField would turn 123 into "123". (A lone
+    surrogate or a NUL never gets here: ``nerloop.parsers.StrictJSONParser`` refuses the body.)"""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("allow_blank", True)
@@ -29,10 +26,6 @@ class StrictTextField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        try:
-            data.encode("utf-8")
-        except UnicodeEncodeError:
-            self.fail("surrogate")
         return super().to_internal_value(data)
 
 

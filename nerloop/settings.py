@@ -69,6 +69,8 @@ MAX_LOADED_BUNDLES = env_int("NERLOOP_MAX_LOADED_BUNDLES", 4, minimum=1)
 ASSIGNMENT_TTL = env_int("NERLOOP_ASSIGNMENT_TTL", 1800, minimum=10)
 # Largest upload accepted by the document import endpoint, in bytes.
 IMPORT_MAX_BYTES = env_int("NERLOOP_IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+# Longest document an import accepts, in characters (an annotator reads it on one page).
+IMPORT_MAX_CHARS = env_int("NERLOOP_IMPORT_MAX_CHARS", 100_000, minimum=1)
 # Largest non-file request body (JSON bulk document creation), in bytes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NERLOOP_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
 # Retraining (learner/retraining.py): seconds of training of a run from scratch and of one
@@ -176,6 +178,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies only (file uploads name their own parsers), with strings that can be stored
+    "DEFAULT_PARSER_CLASSES": ["nerloop.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from annotation.models import Annotation, Document
@@ -140,9 +142,13 @@ def test_documents_bulk_create_queues_prediction_after_commit(
         ({"text": ""}, "text is empty"),
         ({"words": "张三"}, "'text' must be a string"),
         ("张三", "expected an object"),
+        ({"text": "张三", "split": []}, "split [] is not one of train, eval"),
+        ({"text": "张三", "split": {"a": 1}}, "is not one of train, eval"),
+        ({"text": "张三" * 6}, "text has 12 characters; the limit is 10"),
     ],
 )
-def test_documents_bulk_create_rejects_the_whole_batch(world, document, problem):
+def test_documents_bulk_create_rejects_the_whole_batch(world, document, problem, settings):
+    settings.IMPORT_MAX_CHARS = 10
     body = [{"text": "好的第一句"}, document]
     response = world.api("admin").post(url(world), body, format="json")
     assert response.status_code == 400
@@ -164,6 +170,41 @@ def test_documents_bulk_create_can_extend_the_schema(world):
     assert response.json()["labels_added"] == ["TIME"]
     world.project.refresh_from_db()
     assert world.project.label_names() == ["PER", "LOC", "ORG", "TIME"]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ([{"text": "张三在北京", "meta": {"k": "\ud800"}}], "[0].meta.k: contains an unpaired"),
+        ([{"text": "张三\u0000在北京"}], "[0].text: contains a NUL character"),
+        ([{"text": "张三", "meta": {"\udfff": 1}}], "a key of [0].meta: contains an unpaired"),
+        (
+            {"documents": [{"text": "王五", "spans": [[0, 2, "PER\ud800"]]}], "extend_labels": 1},
+            "documents[0].spans[0][2]: contains an unpaired",
+        ),
+    ],
+)
+def test_documents_bulk_create_refuses_strings_that_cannot_be_stored(world, body, says):
+    """JSON escapes allow a lone surrogate and NUL; neither can be stored (PostgreSQL refuses
+    both), so the body is refused before anything is written."""
+    raw = json.dumps(body)  # ASCII escapes: "\\ud800" and "\\u0000" travel as JSON allows
+    response = world.api("admin").post(url(world), data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert says in response.json()["error"]["detail"]
+    assert not Document.objects.exists()
+    assert world.api("admin").get(url(world)).status_code == 200
+    world.project.refresh_from_db()
+    assert world.project.label_names() == ["PER", "LOC", "ORG"]
+
+
+def test_documents_bulk_create_refuses_a_new_label_that_is_no_valid_name(world):
+    body = {"documents": [{"text": "abcdef", "spans": [[0, 2, "X "]]}], "extend_labels": True}
+    response = world.api("admin").post(url(world), body, format="json")
+    assert response.status_code == 400
+    assert "label 'X ' is not a valid label name" in response.json()["error"]["detail"]["message"]
+    assert not Document.objects.exists()
+    world.project.refresh_from_db()
+    assert world.project.label_names() == ["PER", "LOC", "ORG"]
 
 
 def test_documents_bulk_create_rejects_malformed_json(world):

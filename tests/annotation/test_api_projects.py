@@ -178,6 +178,20 @@ def test_projects_members_remove_gives_back_held_documents(world):
     assert world.api("admin").delete(f"{url(world.project)}/members/nobody").status_code == 404
 
 
+@pytest.mark.parametrize(("role", "released"), [("client", True), ("admin", False)])
+def test_projects_members_role_change_to_client_gives_back_held_documents(world, role, released):
+    """A client cannot annotate (nor release what it held), so its claims must not wait out
+    their time-out; a role that can still annotate keeps them."""
+    doc = world.document(
+        assignee=world.annotator, assigned_until=timezone.now() + timedelta(hours=1)
+    )
+    body = {"username": "annotator", "role": role}
+    response = world.api("admin").post(f"{url(world.project)}/members", body, format="json")
+    assert response.status_code == 201
+    doc.refresh_from_db()
+    assert (doc.assignee is None) == released
+
+
 def test_projects_keep_at_least_one_admin(world):
     api = world.api("admin")
     members = f"{url(world.project)}/members"

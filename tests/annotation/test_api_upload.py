@@ -211,3 +211,52 @@ def test_upload_of_an_export_with_predictions_keeps_human_answers_only(world):
     assert not Annotation.objects.filter(document=docs["李四去了上海"]).exists()
     assert docs["李四去了上海"].status == "new"
     assert docs["张三在北京"].meta == {"id": 1}  # the source marker is not kept as meta
+
+
+@pytest.mark.parametrize(
+    ("good_lines", "name", "line"),
+    [(10, "lines.jsonl", 11), (20_000, "lines.jsonl", 20_001), (5, "sentences.bmes", 6)],
+)
+def test_upload_names_the_line_of_a_byte_that_is_not_utf8(world, good_lines, name, line):
+    good = '{"text": "张三在北京"}\n' if name.endswith("jsonl") else "好 O\n"
+    content = good.encode() * good_lines + "坏".encode()[:2] + b"\n" + good.encode()
+    file = SimpleUploadedFile(name, content)
+    response = world.api("admin").post(
+        f"/api/v1/projects/{world.project.pk}/documents/upload", {"file": file}, format="multipart"
+    )
+    assert response.status_code == 400
+    problem = response.json()["error"]["detail"]["problems"][0]
+    assert problem["line"] == line and "not UTF-8" in problem["problem"]
+    assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "says"),
+    [
+        ('{"text": "好"}\n{"text": "\\ud800abc"}\n', "a.jsonl", "text contains an unpaired"),
+        ('{"text": "张三\\u0000在北京"}\n', "a.jsonl", "text contains a NUL"),
+        ('{"text": "张三", "k": ["\\udfff"]}\n', "a.jsonl", "meta.k[0]: contains an unpaired"),
+        ("张 O\n\x00 O\n", "a.bmes", "text contains a NUL"),
+        (
+            '{"text": "张三", "entities": [{"start": 0, "end": 2, "label": "P\\ud800"}]}\n',
+            "a.jsonl",
+            "is not a valid label name",
+        ),
+    ],
+)
+def test_upload_refuses_strings_that_cannot_be_stored(world, content, name, says):
+    response = upload(world, "admin", content, name, extend_labels="true")
+    assert response.status_code == 400, response.json()
+    assert says in response.json()["error"]["detail"]["message"]
+    assert not Document.objects.exists()
+    world.project.refresh_from_db()
+    assert world.project.label_names() == ["PER", "LOC", "ORG"]
+
+
+def test_upload_refuses_a_document_over_the_length_limit(world, settings):
+    settings.IMPORT_MAX_CHARS = 5
+    response = upload(world, "admin", '{"text": "好"}\n{"text": "张三在北京了"}\n', "a.jsonl")
+    assert response.status_code == 400
+    problem = response.json()["error"]["detail"]["problems"][0]
+    assert problem["document"] == 2 and "6 characters; the limit is 5" in problem["problem"]
+    assert not Document.objects.exists()

@@ -251,6 +251,22 @@ def test_formats_cluener_sets_nested_spans_aside_and_writes_them_back():
     assert json.loads(written) == json.loads(line)
 
 
+@pytest.mark.parametrize(
+    "nested",
+    ["garbage", [[0, 99, "X"]], [[1, 1, "X"]], [[0, 1]], [["0", 1, "X"]], [[0, 1, ""]], [None]],
+)
+def test_formats_cluener_writer_leaves_out_nested_spans_that_do_not_fit(nested):
+    """meta comes from API clients too: what they put under nested_spans is not trusted."""
+    example = Example("李四在北京", [Span(3, 5, "LOC")], {"nested_spans": nested, "id": 7})
+    [written] = iter_lines("cluener", [example])
+    assert json.loads(written) == {
+        "id": 7,
+        "text": "李四在北京",
+        "label": {"LOC": {"北京": [[3, 4]]}},
+    }
+    assert _read("cluener", written)[0].spans == [Span(3, 5, "LOC")]
+
+
 def test_formats_jsonl_keeps_extra_keys_in_meta():
     line = '{"text": "张三", "entities": [], "doc_id": "a-1", "tags": ["x"]}'
     assert _read("jsonl", line)[0].meta == {"doc_id": "a-1", "tags": ["x"]}
