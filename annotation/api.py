@@ -176,7 +176,7 @@ class DocumentUploadView(APIView):
             data["file"],
             data.get("format"),
             data.get("scheme") or None,
-            data["split"],
+            data.get("split") or None,
             data["gold"],
             data["strict"],
         )

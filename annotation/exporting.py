@@ -18,7 +18,8 @@ from .spans import Example, Span
 
 CHUNK_ROWS = 2000  # rows fetched per round trip
 CHUNK_CHARS = 256 * 1024  # characters per response chunk
-SOURCE_KEY = "nerloop_source"  # with predictions: where a record's spans come from
+SOURCE_KEY = "nerloop_source"  # where a record's spans come from
+SPLIT_KEY = "nerloop_split"  # the document's split
 
 CONTENT_TYPES = {
     "cluener": ("application/x-ndjson", "json"),
@@ -46,23 +47,25 @@ def documents(
             predicted_spans=Subquery(latest, output_field=JSONField()),
             predicted_version=F("predicted_by__version"),
         )
-    return rows.only("id", "text", "meta", "annotation__spans")
+    return rows.only("id", "text", "meta", "split", "annotation__spans", "annotation__validated")
 
 
 def examples(
     project: Project, split: str | None = None, annotated: bool = False, predictions: bool = False
 ):
     """Each document with its annotation's spans. With ``predictions``, a document without an
-    annotation carries its latest prediction's spans instead (labels the project still has),
-    and every record says where its spans come from in ``meta["nerloop_source"]``: ``human``,
+    annotation carries its latest prediction's spans instead (labels the project still has).
+
+    ``meta`` says what an upload needs to restore the project (formats that keep meta):
+    ``nerloop_split`` (``train``/``eval``) and ``nerloop_source``, where the spans come from:
+    ``human`` (a validated answer, "no entity" included), ``draft`` (saved, not validated),
     ``model <version>`` or ``none``."""
     labels = set(project.label_names())
     for doc in documents(project, split, annotated, predictions).iterator(chunk_size=CHUNK_ROWS):
         annotation = getattr(doc, "annotation", None)
-        meta = doc.meta
         if annotation is not None:
             spans = [Span(s["start"], s["end"], s["label"]) for s in annotation.spans]
-            source = "human"
+            source = "human" if annotation.validated else "draft"
         elif predictions and doc.predicted_spans is not None:
             spans = [
                 Span(s["start"], s["end"], s["label"])
@@ -72,9 +75,7 @@ def examples(
             source = f"model {doc.predicted_version}"
         else:
             spans, source = [], "none"
-        if predictions:
-            meta = {**meta, SOURCE_KEY: source}
-        yield Example(doc.text, spans, meta)
+        yield Example(doc.text, spans, {**doc.meta, SPLIT_KEY: doc.split, SOURCE_KEY: source})
 
 
 def export_chunks(

@@ -21,7 +21,7 @@ from nerloop.errors import CodedAPIException
 from nerloop.parsers import string_problem, unstorable
 from nerloop.tasks import ensure_broker
 
-from .exporting import SOURCE_KEY
+from .exporting import SOURCE_KEY, SPLIT_KEY
 from .formats import FORMATS, FormatError, guess_format, iter_examples
 from .models import (
     Annotation,
@@ -124,7 +124,7 @@ def entries_from_upload(
     upload,
     fmt: str | None,
     scheme: str | None,
-    split: str,
+    split: str | None,
     gold: str = "auto",
     strict: bool = True,
 ) -> list[Entry]:
@@ -133,8 +133,10 @@ def entries_from_upload(
     ``gold``: ``auto`` makes documents with spans (and every CoNLL sentence, whose tags are
     an answer even when all O) validated annotations; ``all`` does so for every document;
     ``none`` imports the text only, dropping the spans (an unlabelled pool from a gold file).
-    A record of a nerloop export with predictions (``nerloop_source``) is gold under ``auto``
-    when a human annotated it (even with no entity), and text only when a model did.
+    A record of a nerloop export (``nerloop_source``) is gold under ``auto`` when a human
+    validated it (even with no entity), and text only otherwise (a draft, a model's spans).
+    ``split`` puts every document in that split; without it a record of a nerloop export goes
+    back to its own split (``nerloop_split``), any other to train.
     ``strict=False`` repairs ill-formed tag sequences (an entity left open) instead of
     refusing the file, as real corpora sometimes need.
     """
@@ -158,14 +160,16 @@ def entries_from_upload(
     return entries
 
 
-def _upload_entry(example: Example, split: str, gold: str, fmt: str) -> Entry:
-    # A file nerloop exported with predictions says where each record's spans came from.
+def _upload_entry(example: Example, split: str | None, gold: str, fmt: str) -> Entry:
+    # A file nerloop exported says each record's split and where its spans came from.
     source = example.meta.get(SOURCE_KEY)
-    if source is not None:
-        meta = {k: v for k, v in example.meta.items() if k != SOURCE_KEY}
+    own_split = example.meta.get(SPLIT_KEY)
+    if source is not None or own_split is not None:
+        meta = {k: v for k, v in example.meta.items() if k not in (SOURCE_KEY, SPLIT_KEY)}
         example = Example(example.text, example.spans, meta)
+    split = split or own_split or Document.Split.TRAIN
     if gold == "none" or (gold == "auto" and source is not None and source != "human"):
-        # a model's spans are no answer: the text joins the pool, to be predicted again
+        # no human answer: the text joins the pool, to be predicted again
         return Entry(Example(example.text, [], example.meta), split, gold=False)
     is_gold = gold == "all" or bool(example.spans) or fmt == "conll" or source == "human"
     return Entry(example, split, gold=is_gold)

@@ -166,7 +166,13 @@ class UploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=sorted(FORMATS), required=False, allow_blank=True)
     scheme = serializers.ChoiceField(choices=SCHEMES, required=False, allow_blank=True)
-    split = serializers.ChoiceField(choices=Document.Split.choices, default="train")
+    split = serializers.ChoiceField(
+        choices=Document.Split.choices,
+        required=False,
+        allow_blank=True,
+        help_text="every document to this split; by default a nerloop export's records go back "
+        "to their own split (nerloop_split), others to train",
+    )
     gold = serializers.ChoiceField(choices=GOLD_MODES, default="auto")
     strict = serializers.BooleanField(
         default=True, help_text="false: repair ill-formed CoNLL tag sequences instead of refusing"

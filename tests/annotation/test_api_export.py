@@ -122,7 +122,8 @@ def test_export_fills_unannotated_documents_with_the_latest_prediction(world):
     assert records[1]["entities"] == [{"start": 4, "end": 6, "label": "LOC"}]
     assert records[2]["entities"] == []
     plain = [json.loads(line) for line in body(api.get(url(world, "jsonl"))).splitlines()]
-    assert plain[1]["entities"] == [] and "nerloop_source" not in plain[1]
+    assert plain[1]["entities"] == [] and plain[1]["nerloop_source"] == "none"
+    assert [r["nerloop_split"] for r in plain] == ["train"] * 3
 
 
 def test_export_unknown_format_is_not_found(world):

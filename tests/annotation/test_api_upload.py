@@ -182,7 +182,11 @@ def test_upload_strict_false_repairs_an_open_entity(world):
     ]
 
 
-def test_upload_of_an_export_with_predictions_keeps_human_answers_only(world):
+@pytest.mark.parametrize("query", ["", "?predictions=1"])
+@pytest.mark.parametrize("fmt", ["jsonl", "cluener", "label_studio"])
+def test_upload_of_an_export_restores_answers_and_splits(world, fmt, query):
+    """A project exported and uploaded again (no split named) keeps its validated answers,
+    "no entity" included, and its eval set; drafts and model spans come back as text only."""
     version = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/x")
     named = world.document("张三在北京", status="validated", meta={"id": 1})
     Annotation.objects.create(
@@ -190,27 +194,48 @@ def test_upload_of_an_export_with_predictions_keeps_human_answers_only(world):
     )
     empty = world.document("今天天气很好", status="validated")
     Annotation.objects.create(document=empty, validated=True, spans=[])
+    gold = world.document("王五在上海", status="validated", split="eval")
+    Annotation.objects.create(
+        document=gold, validated=True, spans=[{"start": 3, "end": 5, "label": "LOC"}]
+    )
+    draft = world.document("赵六去广州", status="annotated")
+    Annotation.objects.create(
+        document=draft, validated=False, spans=[{"start": 0, "end": 2, "label": "PER"}]
+    )
     guessed = world.document("李四去了上海", status="predicted", predicted_by=version)
     Prediction.objects.create(
         document=guessed, model_version=version, mean_entropy=0.1, max_entropy=0.2,
         least_confidence=0.1, mnlp=-0.1, spans=[{"start": 4, "end": 6, "label": "LOC", "score": 0.9}],
     )  # fmt: skip
-    world.document("没有预测")
+    world.document("没有预测", split="eval")
     api = world.api("admin")
-    exported = api.get(f"/api/v1/projects/{world.project.pk}/export/jsonl?predictions=1")
+    exported = api.get(f"/api/v1/projects/{world.project.pk}/export/{fmt}{query}")
     content = b"".join(exported.streaming_content).decode("utf-8")
     Document.objects.all().delete()
 
-    response = upload(world, "admin", content, "export.jsonl")
+    response = upload(world, "admin", content, f"export.{fmt}", format=fmt)
     assert response.status_code == 201, response.json()
-    assert response.json()["annotated"] == 2  # both human answers, "no entity" included
+    assert response.json()["annotated"] == 3  # the human answers, "no entity" included
     docs = {doc.text: doc for doc in Document.objects.select_related("annotation")}
     assert docs["张三在北京"].annotation.spans == [{"start": 0, "end": 2, "label": "PER"}]
     assert docs["今天天气很好"].annotation.spans == []
     assert docs["今天天气很好"].status == "validated"
-    assert not Annotation.objects.filter(document=docs["李四去了上海"]).exists()
-    assert docs["李四去了上海"].status == "new"
-    assert docs["张三在北京"].meta == {"id": 1}  # the source marker is not kept as meta
+    assert docs["王五在上海"].annotation.spans == [{"start": 3, "end": 5, "label": "LOC"}]
+    for text in ("赵六去广州", "李四去了上海", "没有预测"):
+        assert not Annotation.objects.filter(document=docs[text]).exists()
+        assert docs[text].status == "new"
+    splits = {text: doc.split for text, doc in docs.items()}
+    assert splits == {
+        "张三在北京": "train", "今天天气很好": "train", "王五在上海": "eval",
+        "赵六去广州": "train", "李四去了上海": "train", "没有预测": "eval",
+    }  # fmt: skip
+    assert docs["张三在北京"].meta == {"id": 1}  # the markers are not kept as meta
+
+    # a split named in the upload puts every document there
+    Document.objects.all().delete()
+    response = upload(world, "admin", content, f"export.{fmt}", format=fmt, split="train")
+    assert response.status_code == 201
+    assert set(Document.objects.values_list("split", flat=True)) == {"train"}
 
 
 @pytest.mark.parametrize(

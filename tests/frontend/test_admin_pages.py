@@ -111,6 +111,9 @@ def test_import_and_export_pages(page, live_server, world):
     assert "第一次训练" in page.inner_text("#import-status")
     assert Document.objects.filter(project=world.project).count() == 2
     assert Annotation.objects.filter(document__project=world.project).count() == 1
+    # the default split is the file's own (a nerloop export), else train
+    assert page.input_value("#f-split") == ""
+    assert set(Document.objects.values_list("split", flat=True)) == {"train"}
     shot(page, "import")
 
     # A malformed file is refused in words, and nothing of it is stored.
@@ -137,6 +140,7 @@ def test_import_and_export_pages(page, live_server, world):
         link.click()
     lines = download.value.path().read_text("utf-8").splitlines()
     assert [json.loads(line)["nerloop_source"] for line in lines] == ["human", "none"]
+    assert [json.loads(line)["nerloop_split"] for line in lines] == ["train", "train"]
 
 
 def test_import_page_refuses_annotators(page, live_server, world):
