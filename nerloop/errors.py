@@ -7,7 +7,11 @@ add new ones instead. Every API error body has the same shape:
 
 from __future__ import annotations
 
-from rest_framework import status
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -38,7 +42,22 @@ class CodedAPIException(APIException):
         super().__init__(detail=detail or getattr(Errors, code), code=code)
 
 
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+    def __init__(self):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        super().__init__(f"the request body is larger than {limit} bytes (NERLOOP_MAX_BODY_BYTES)")
+
+
 def api_exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):  # Django's, which would answer with an HTML page
+        exc = BodyTooLarge()
+    elif isinstance(exc, Http404):  # as DRF's handler does, but here, so the code is kept
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -51,3 +70,10 @@ def api_exception_handler(exc, context):
         message = detail if isinstance(detail, str) else "request failed"
     body = {"error": {"code": str(code), "message": str(message), "detail": detail}}
     return Response(body, status=response.status_code, headers=response.headers)
+
+
+def api_not_found(request, path=""):
+    """Any URL under /api/ that names no endpoint: the API's JSON error, not an HTML page."""
+    message = f"no API endpoint at {request.path}; see /api/docs/"
+    body = {"error": {"code": "not_found", "message": message, "detail": message}}
+    return JsonResponse(body, status=404)

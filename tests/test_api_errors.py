@@ -1,0 +1,47 @@
+"""Every answer under /api/ is the API's JSON error envelope, never an HTML page."""
+
+import json
+
+import pytest
+
+from annotation.models import Document
+
+pytestmark = pytest.mark.django_db
+
+
+def _error(response, status: int, code: str) -> dict:
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == code
+    return error
+
+
+@pytest.mark.parametrize("path", ["/api/v1/predict", "/api/v1/projects/{pk}/documents"])
+def test_api_a_body_over_the_limit_is_refused_in_json(world, settings, path):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2000
+    body = json.dumps({"text": "张" * 5000} if "predict" in path else [{"text": "张" * 5000}])
+    response = world.api("admin").post(
+        path.format(pk=world.project.pk), data=body, content_type="application/json"
+    )
+    error = _error(response, 413, "too_large")
+    assert "2000 bytes" in error["message"] and "NERLOOP_MAX_BODY_BYTES" in error["message"]
+    assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/nope", "/api/v1/projects/{pk}/export/csv", "/api/v1/projects/{pk}/documents/x"],
+)
+def test_api_an_unknown_url_is_a_json_404(world, path):
+    response = world.api("admin").get(path.format(pk=world.project.pk))
+    assert "no API endpoint at" in _error(response, 404, "not_found")["message"]
+
+
+def test_api_a_missing_object_and_a_missing_project_give_the_same_code(world):
+    api = world.api("admin")
+    other = world.document(project=world.other_project)
+    missing_doc = api.get(f"/api/v1/projects/{world.project.pk}/documents/{other.pk}")
+    missing_project = api.get("/api/v1/projects/999999")
+    _error(missing_doc, 404, "not_found")
+    _error(missing_project, 404, "not_found")
