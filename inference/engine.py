@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,26 @@ class _Piece(NamedTuple):
     uncertainty: dict[str, float]  # decoding.sentence_uncertainty of this row
     log_best: float  # log P(best path)
     embedding: np.ndarray  # float32 [dim]
+
+
+def _edge(char: str) -> bool:
+    """Whitespace or an invisible format character (zero-width joiner, BOM...)."""
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
+def trimmed_entities(text: str, spans) -> list[Entity]:
+    """Entities of ``(start, end, label, score)`` spans, trimmed of whitespace and format
+    characters at their edges (no mention starts or ends with one; a model trained on few
+    such texts may still reach over a leading space); a span of nothing else is dropped."""
+    entities = []
+    for start, end, label, score in spans:
+        while start < end and _edge(text[start]):
+            start += 1
+        while end > start and _edge(text[end - 1]):
+            end -= 1
+        if start < end:
+            entities.append(Entity(start, end, label, score, text[start:end]))
+    return entities
 
 
 def _setting(name: str, default):
@@ -332,7 +353,7 @@ class ModelBundle:
         )
 
     def _single(self, text: str, piece: _Piece, version: str) -> TextPrediction:
-        entities = [Entity(s, e, label, score, text[s:e]) for s, e, label, score in piece.spans]
+        entities = trimmed_entities(text, piece.spans)
         return TextPrediction(
             entities,
             piece.uncertainty,
@@ -351,7 +372,7 @@ class ModelBundle:
         windows are decoded independently). Embedding: windows' embeddings weighted the same way.
         """
         spans = merge_spans(windows, [piece.spans for piece in pieces], len(text))
-        entities = [Entity(s, e, label, score, text[s:e]) for s, e, label, score in spans]
+        entities = trimmed_entities(text, spans)
         ranges = owned_ranges(windows)
         entropy = np.concatenate(
             [

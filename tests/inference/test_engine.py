@@ -5,7 +5,7 @@ import pytest
 from django.test import override_settings
 
 from inference.bundle import BundleError
-from inference.engine import UNCERTAINTY_KEYS, ModelBundle, ModelNotReady
+from inference.engine import UNCERTAINTY_KEYS, ModelBundle, ModelNotReady, trimmed_entities
 from inference.windows import split_windows
 
 from .tiny_bundle import EMBED_DIM, build_tiny_bundle
@@ -67,6 +67,23 @@ def test_engine_offsets_count_code_points(engine, text, expected):
     assert _spans(result) == expected
     assert result.tokens == len(text)
     assert result.token_entropy.shape == (len(text),)
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "expected"),
+    [
+        (" 张伟在北京", (0, 3), (1, 3, "张伟")),
+        ("张伟\u3000在", (0, 3), (0, 2, "张伟")),
+        ("\u200d张伟\u200d\ufeff", (0, 5), (1, 3, "张伟")),
+        ("👨\u200d👩", (0, 2), (0, 1, "👨")),  # never half of an emoji sequence's joiner
+        ("张伟 \t 在", (2, 5), None),  # nothing but blanks: no entity
+        ("张 伟", (0, 3), (0, 3, "张 伟")),  # a space inside a mention stays
+    ],
+)
+def test_engine_entities_never_start_or_end_with_blanks(text, span, expected):
+    found = trimmed_entities(text, [(*span, "PER", 0.5)])
+    assert [(e.start, e.end, e.text) for e in found] == ([expected] if expected else [])
+    assert all(e.label == "PER" and e.score == 0.5 for e in found)
 
 
 @pytest.mark.parametrize("text", ["", " ", "\n\t  ", "\u3000"])
