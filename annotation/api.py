@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -31,6 +31,7 @@ from .serializers import (
     DocumentFilterSerializer,
     DocumentListSerializer,
     DocumentSerializer,
+    ExportQuerySerializer,
     ImportResultSerializer,
     MemberSerializer,
     ProjectSerializer,
@@ -143,7 +144,7 @@ class DocumentListView(generics.ListAPIView):
 
 def filter_documents(rows, data: dict):
     if data.get("q"):
-        rows = rows.filter(text__contains=data["q"])
+        rows = rows.filter(text__icontains=data["q"])
     for field in ("status", "split"):
         if data.get(field):
             rows = rows.filter(**{field: data[field]})
@@ -281,13 +282,16 @@ class ExportView(APIView):
 
     permission_classes = [IsProjectAdmin]
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        parameters=[ExportQuerySerializer],
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    )
     def get(self, request, project_id, fmt):
-        split = request.query_params.get("split") or None
-        if split not in (None, *Document.Split.values):
-            raise ValidationError({"split": "must be train or eval"})
-        annotated = request.query_params.get("annotated") in ("1", "true")
-        predictions = request.query_params.get("predictions") in ("1", "true")
+        query = ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        split = query.validated_data.get("split")
+        annotated = query.validated_data["annotated"]
+        predictions = query.validated_data["predictions"]
         content_type, extension = exporting.CONTENT_TYPES[fmt]
         chunks = exporting.export_chunks(self.project, fmt, split, annotated, predictions)
         response = StreamingHttpResponse(chunks, content_type=f"{content_type}; charset=utf-8")

@@ -133,7 +133,9 @@ class DocumentListSerializer(DocumentSerializer):
 
 class DocumentFilterSerializer(serializers.Serializer):
     q = serializers.CharField(
-        required=False, max_length=200, help_text="only documents whose text contains this"
+        required=False,
+        max_length=200,
+        help_text="only documents whose text contains this (letters in either case)",
     )
     status = serializers.ChoiceField(choices=Document.Status.choices, required=False)
     split = serializers.ChoiceField(choices=Document.Split.choices, required=False)
@@ -153,6 +155,20 @@ class DocumentFilterSerializer(serializers.Serializer):
         ],
         help_text="annotated: by the time of the annotation's last submission",
         required=False,
+    )
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    split = serializers.ChoiceField(
+        choices=Document.Split.choices, required=False, help_text="only this split"
+    )
+    annotated = serializers.BooleanField(
+        default=False, help_text="only documents with an annotation (validated or draft)"
+    )
+    predictions = serializers.BooleanField(
+        default=False,
+        help_text="a document without an annotation gets the spans of the version that last "
+        "predicted it (labels the project still has)",
     )
 
 

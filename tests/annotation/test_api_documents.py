@@ -73,6 +73,9 @@ def test_documents_list_searches_text_and_shows_annotations(world, django_assert
     assert rows[1]["annotation"]["annotator"] == "annotator"
     assert rows[1]["annotation"]["validated"] is True
     assert api.get(url(world, "?q=广州")).json()["count"] == 0
+    # letters match in either case, on PostgreSQL as on SQLite
+    c = world.document("他买了一部iPhone。")
+    assert [row["id"] for row in api.get(url(world, "?q=IPHONE")).json()["results"]] == [c.pk]
 
 
 def test_documents_list_rejects_a_bad_filter(world):

@@ -136,7 +136,11 @@ def test_export_keeps_document_meta(world):
     assert record["source"] == "新闻" and record["id"] == 7
 
 
-def test_export_rejects_an_unknown_split(world):
-    response = world.api("admin").get(url(world, "jsonl", "?split=test"))
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("?split=test", "split"), ("?annotated=2", "annotated"), ("?predictions=x", "predictions")],
+)
+def test_export_rejects_a_bad_query(world, query, field):
+    response = world.api("admin").get(url(world, "jsonl", query))
     assert response.status_code == 400
-    assert "split" in response.json()["error"]["detail"]
+    assert field in response.json()["error"]["detail"]
