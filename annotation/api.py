@@ -12,10 +12,15 @@ from django.db.models import F
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -166,7 +171,7 @@ class DocumentUploadView(APIView):
     """Import a file (CLUENER, CoNLL, JSONL, Label Studio); gold spans become annotations."""
 
     permission_classes = [IsProjectAdmin]
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     @extend_schema(request=UploadSerializer, responses={201: ImportResultSerializer})
     def post(self, request, project_id):
@@ -213,7 +218,8 @@ class AnnotationView(APIView):
     def get(self, request, project_id, document_id):
         annotation = getattr(self.document(document_id), "annotation", None)
         if annotation is None:
-            return Response({"spans": [], "revision": 0, "validated": False, "annotator": None})
+            empty = {"spans": [], "revision": 0, "validated": False}
+            return Response({**empty, "annotator": None, "created": None, "updated": None})
         return Response(AnnotationSerializer(annotation).data)
 
     @extend_schema(request=SubmitSerializer, responses=AnnotationSerializer)
@@ -283,7 +289,13 @@ class ExportView(APIView):
     permission_classes = [IsProjectAdmin]
 
     @extend_schema(
-        parameters=[ExportQuerySerializer],
+        parameters=[
+            ExportQuerySerializer,
+            OpenApiParameter("project_id", int, OpenApiParameter.PATH),
+            OpenApiParameter(
+                "fmt", str, OpenApiParameter.PATH, enum=sorted(exporting.CONTENT_TYPES)
+            ),
+        ],
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
     )
     def get(self, request, project_id, fmt):

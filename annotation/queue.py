@@ -108,6 +108,9 @@ def item(document: Document) -> dict:
             "split": document.split,
             "status": document.status,
             "uncertainty": document.uncertainty,
+            "predicted_by": document.predicted_by_id,
+            "priority": document.priority,
+            "created": document.created,
         },
         "assigned_until": document.assigned_until,
         # Seconds the claim has left, free of clock skew: how long a page may keep an item

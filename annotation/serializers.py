@@ -89,7 +89,12 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
-    annotator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    """A document's annotation; GET of a document without one answers revision 0, no spans,
+    and null annotator and times."""
+
+    annotator = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    created = serializers.DateTimeField(read_only=True, allow_null=True)
+    updated = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = Annotation

@@ -67,6 +67,8 @@ class PredictView(APIView):
             ),
             400: ErrorSerializer,
             403: ErrorSerializer,
+            404: ErrorSerializer,
+            413: ErrorSerializer,
             503: ErrorSerializer,
         },
         examples=[

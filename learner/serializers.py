@@ -9,7 +9,7 @@ from .models import ModelVersion, TrainingRun
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     duration = serializers.FloatField(read_only=True, allow_null=True)
-    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingRun
@@ -37,7 +37,7 @@ class TrainingRunDetailSerializer(TrainingRunSerializer):
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     f1 = serializers.FloatField(read_only=True, allow_null=True)
-    parent = serializers.SlugRelatedField(slug_field="version", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion

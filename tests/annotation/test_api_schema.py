@@ -24,6 +24,11 @@ def test_schema_lists_every_annotation_endpoint(world):
     listing = response.json()["paths"]["/api/v1/projects/{project_id}/documents"]["get"]
     filters = {p["name"] for p in listing["parameters"] if p["in"] == "query"}
     assert {"q", "status", "split", "ordering", "page"} <= filters
+    export = response.json()["paths"]["/api/v1/projects/{project_id}/export/{fmt}"]["get"]
+    params = {p["name"]: p for p in export["parameters"]}
+    assert params["project_id"]["schema"]["type"] == "integer"
+    assert params["fmt"]["schema"]["enum"] == ["cluener", "conll", "jsonl", "label_studio"]
+    assert {"split", "annotated", "predictions"} <= set(params)
 
 
 def test_swagger_ui_is_served(world):
