@@ -45,6 +45,15 @@ def default_labels() -> list[dict]:
     return [dict(label) for label in DEFAULT_LABELS]
 
 
+# Keys the annotation workspace itself answers to (frontend/static/frontend/js/workspace.js).
+WORKSPACE_KEYS = {
+    "s": "skip key",
+    "S": "skip key",
+    "a": "keep-suggestions key",
+    "A": "keep-suggestions key",
+}
+
+
 def valid_label_name(name: str) -> bool:
     """No whitespace, no leading dash, at most 50 characters (names become ``B-NAME`` tags)."""
     return bool(LABEL_RE.match(name)) and len(name) <= 50
@@ -76,8 +85,13 @@ def normalize_labels(raw) -> list[dict]:
         if not isinstance(color, str) or not COLOR_RE.match(color):
             raise CodedAPIException("E106", f"label {name!r}: colour must be #rrggbb")
         hotkey = item.get("hotkey") or ""
-        if not isinstance(hotkey, str) or len(hotkey) > 1:
+        if not isinstance(hotkey, str) or len(hotkey) > 1 or hotkey.isspace():
             raise CodedAPIException("E106", f"label {name!r}: hotkey must be one character")
+        if hotkey in WORKSPACE_KEYS:
+            raise CodedAPIException(
+                "E106",
+                f"label {name!r}: hotkey {hotkey!r} is the workspace's {WORKSPACE_KEYS[hotkey]}",
+            )
         if hotkey and hotkey in hotkeys:
             raise CodedAPIException("E106", f"label {name!r}: hotkey {hotkey!r} already used")
         names.add(name)

@@ -55,6 +55,9 @@ def test_projects_labels_without_hotkeys_get_free_digits(world):
         ([{"name": "B-X Y"}], "invalid name"),
         ([{"name": "PER", "color": "red"}], "colour"),
         ([{"name": "PER", "hotkey": "1"}, {"name": "LOC", "hotkey": "1"}], "hotkey"),
+        ([{"name": "PER", "hotkey": "s"}], "hotkey 's' is the workspace's skip key"),
+        ([{"name": "PER", "hotkey": "A"}], "hotkey 'A' is the workspace's keep-suggestions key"),
+        ([{"name": "PER", "hotkey": " "}], "hotkey must be one character"),
         ("PER", "list"),
     ],
 )

@@ -325,6 +325,41 @@ def test_workspace_double_enter_submits_once(page, live_server, world, model):
     assert page.inner_text("#flash")  # the second press was explained, not silent
 
 
+def test_workspace_enter_submits_after_a_button_was_clicked(page, live_server, world, model):
+    """A clicked button keeps no focus: Enter after a click on Undo submits, not undoes."""
+    doc = queue_document(world.project, model, "张三在北京的清华大学。", [], 0.9)
+    open_workspace(page, live_server, world)
+    drag_select(page, "张三")
+    page.keyboard.press("1")
+    drag_select(page, "北京")
+    page.keyboard.press("2")
+    page.click("#btn-undo")  # takes 北京 back off
+    assert page.locator("mark.ent").count() == 1
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert stored_spans(doc) == [(0, 2, "PER")]
+
+
+def test_workspace_saves_after_logging_in_again_in_another_tab(page, live_server, world, model):
+    """The page's advice on an ended session works: log in again in another tab, come back,
+    and the work on this page is saved (the renewed CSRF token is used, not the old one)."""
+    doc = queue_document(world.project, model, "张三在北京。", [], 0.9)
+    open_workspace(page, live_server, world)
+    drag_select(page, "张三")
+    page.keyboard.press("1")
+    other = page.context.new_page()
+    other.goto(f"{live_server.url}/")
+    other.click("#logout-button")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#ws-status:has-text('登录')")
+    login(other, live_server, "annotator")
+    other.close()
+    page.bring_to_front()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert stored_spans(doc) == [(0, 2, "PER")]
+
+
 def test_workspace_offsets_after_characters_outside_the_bmp(page, live_server, world, model):
     text = "𠮷😀张三在北京工作，🎉去了杭州。"
     assert len(text.encode("utf-16-le")) // 2 > len(text)  # JS and Python lengths differ

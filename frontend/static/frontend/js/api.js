@@ -25,7 +25,11 @@
     }
   }
 
+  /** The CSRF token as of now: the cookie, which logging in again (in another tab) renews,
+   * else the one the page was rendered with. */
   function csrfToken() {
+    const cookie = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
+    if (cookie) return decodeURIComponent(cookie.slice("csrftoken=".length));
     const meta = document.querySelector('meta[name="csrf-token"]');
     return meta ? meta.content : "";
   }

@@ -754,6 +754,9 @@
     if (!menu.hidden && !menu.contains(event.target) && !event.target.closest("mark.ent")) {
       closeMenu();
     }
+    // A button clicked with the mouse does not take the focus: it would keep Enter, which
+    // here means "submit", and press itself again (Undo twice). Tab still reaches buttons.
+    if (event.target.closest("button")) event.preventDefault();
   });
 
   // Leaving the page gives the item fetched ahead back to the queue at once, so no one waits
