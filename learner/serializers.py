@@ -9,7 +9,9 @@ from .models import ModelVersion, TrainingRun
 
 class TrainingRunSerializer(serializers.ModelSerializer):
     duration = serializers.FloatField(read_only=True, allow_null=True)
-    model_version = serializers.SlugRelatedField(slug_field="version", read_only=True, allow_null=True)
+    model_version = serializers.SlugRelatedField(
+        slug_field="version", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = TrainingRun
