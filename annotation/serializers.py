@@ -35,6 +35,15 @@ class ProjectSerializer(serializers.ModelSerializer):
             "role",
         ]
         read_only_fields = ["id", "created", "role"]
+        extra_kwargs = {
+            "retrain_threshold": {
+                "min_value": 0,
+                "max_value": 1_000_000,
+                "help_text": "validated annotations in the feedback pool that start a retrain; "
+                "0: only when an admin starts one",
+            },
+            "batch_size": {"min_value": 1, "max_value": 1000},
+        }
 
     def get_role(self, project) -> str | None:
         roles = self.context.get("roles") or {}

@@ -70,6 +70,25 @@ def test_projects_create_rejects_a_bad_label_schema(world, labels, problem):
     assert problem in response.json()["error"]["detail"]
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 100_000_000}, "batch_size"),
+        ({"batch_size": None}, "batch_size"),
+        ({"retrain_threshold": -5}, "retrain_threshold"),
+        ({"retrain_threshold": None}, "retrain_threshold"),
+        ({"promotion_tolerance": None}, "promotion_tolerance"),
+    ],
+)
+def test_projects_settings_refuse_out_of_range_numbers(world, change, field):
+    response = world.api("admin").patch(url(world.project), change, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["detail"]
+    world.project.refresh_from_db()
+    assert (world.project.batch_size, world.project.retrain_threshold) == (20, 50)
+
+
 def test_projects_create_rejects_an_unknown_strategy(world):
     body = {"name": "x", "selection_strategy": "psychic"}
     response = world.api("admin").post("/api/v1/projects", body, format="json")

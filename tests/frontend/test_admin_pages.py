@@ -76,6 +76,22 @@ def test_settings_page_saves_labels_and_settings(page, live_server, world):
     assert "hotkey" in page.inner_text("#settings-status")
     world.project.refresh_from_db()
     assert world.project.labels[-1]["hotkey"] == "4"
+    page.locator("#label-rows .label-row").last.locator(".l-hotkey").fill("4")
+
+    # An emptied number is not saved as 0: the form says what is missing.
+    for field, value in (
+        ("#f-batch_size", ""),
+        ("#f-retrain_threshold", ""),
+        ("#f-batch_size", "0"),
+    ):
+        page.fill(field, value)
+        page.click("#btn-save")
+        page.wait_for_timeout(300)
+        assert page.evaluate(f"!document.querySelector('{field}').validity.valid")
+        page.fill("#f-batch_size", "15")
+        page.fill("#f-retrain_threshold", "7")
+    world.project.refresh_from_db()
+    assert (world.project.batch_size, world.project.retrain_threshold) == (15, 7)
 
 
 def test_settings_page_is_read_only_for_annotators(page, live_server, world):

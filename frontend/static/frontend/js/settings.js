@@ -50,7 +50,8 @@
     const body = {};
     for (const field of FIELDS) {
       const raw = $("f-" + field).value;
-      body[field] = NUMBERS.has(field) ? Number(raw) : raw;
+      // an empty number field is sent as null (refused in words), not as 0
+      body[field] = NUMBERS.has(field) ? (raw.trim() === "" ? null : Number(raw)) : raw;
     }
     body.labels = [...rows.querySelectorAll(".label-row")].map((row) => ({
       name: row.querySelector(".l-name").value.trim(),
