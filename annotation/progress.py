@@ -17,6 +17,7 @@ from django.utils import timezone
 from learner.models import ModelVersion
 
 from .models import Annotation, Document, Project
+from .queue import candidates, held_by
 
 
 def feedback_pool(project: Project):
@@ -69,6 +70,12 @@ def activity(project: Project, only=None, days: int = ACTIVITY_DAYS) -> list[dic
     ]
 
 
+def left_for(project: Project, user) -> int:
+    """Documents the queue can still give ``user``: open train documents nobody else holds
+    and ``user`` has not skipped, plus the ones ``user`` holds."""
+    return candidates(project, user).count() + len(held_by(project, user))
+
+
 def serving_model(project: Project) -> dict | None:
     """The model answering for the project now, ``{"id", "version", "default"}`` (``default``:
     the platform's default model, while the project has no active version), or None."""
@@ -111,4 +118,5 @@ def progress(project: Project, user=None) -> dict:
         "active_model": None if active is None else {"id": active.pk, "version": active.version},
         "serving_model": serving_model(project),
         "done_today": None if user is None else done_today(project, user),
+        "left_for_you": None if user is None else left_for(project, user),
     }

@@ -53,6 +53,26 @@ def test_progress_counts(world):
     assert data["active_model"] == {"id": version.pk, "version": "v1"}
 
 
+def test_progress_left_for_you_counts_what_the_queue_can_still_give_the_caller(world):
+    from annotation.models import Skip
+
+    world.document(
+        "一", assignee=world.annotator, assigned_until=timezone.now() + timedelta(minutes=5)
+    )
+    world.document("二", assignee=world.admin, assigned_until=timezone.now() + timedelta(minutes=5))
+    world.document("三", assignee=world.admin, assigned_until=timezone.now() - timedelta(minutes=5))
+    skipped = world.document("四")
+    Skip.objects.create(document=skipped, user=world.annotator)
+    world.document("五", status="validated")
+    world.document("六", split="eval")
+    data = world.api("annotator").get(url(world)).json()
+    # 一 (held by the caller) and 三 (an expired claim); not 二 (held by someone else),
+    # 四 (skipped), 五 (done) or 六 (eval)
+    assert data["left_for_you"] == 2 and data["unlabelled_pool"] == 4
+    # the admin: 二 (their own), 三 and 四
+    assert world.api("admin").get(url(world)).json()["left_for_you"] == 3
+
+
 def test_progress_feedback_pool_excludes_what_the_active_model_saw(world):
     old = world.document("旧", status="validated")
     Annotation.objects.create(document=old, validated=True)

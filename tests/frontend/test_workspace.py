@@ -133,6 +133,7 @@ def test_workspace_whole_flow_from_the_keyboard(page, live_server, world, model)
     keys.press("Enter")
     page.wait_for_selector("#doc-empty:not([hidden])")
     assert stored_spans(doc) == [(0, 3, "PER"), (4, 6, "LOC")]
+    page.wait_for_function("document.getElementById('stat-left').textContent === '0'")
 
 
 def test_workspace_enter_accepts_the_pre_annotation_and_threshold_control(

@@ -609,8 +609,8 @@
       if (typeof data.done_today === "number") {
         $("stat-done-today").textContent = String(data.done_today);
       }
-      // What the queue can still hand out: open documents of the train split.
-      $("stat-left").textContent = String(data.unlabelled_pool ?? "–");
+      // What the queue can still hand this annotator (not what they skipped or others hold).
+      $("stat-left").textContent = String(data.left_for_you ?? "–");
     } catch (err) {
       // Progress is informative only; the annotator can keep working without it.
       $("stat-left").textContent = "?";
