@@ -99,10 +99,13 @@ def test_dashboard_gains_a_point_after_a_retrain(
     row = page.locator(f"#versions-body tr[data-version-id='{new.pk}']")
     assert "已上线" in row.inner_text()  # "promoted", in the UI's language
     page.click(f"#runs-body tr[data-run-id='{run.pk}'] summary")
+    log = f"#runs-body tr[data-log-of='{run.pk}'] pre.log"
     page.wait_for_function(
-        f"document.querySelector(\"#runs-body tr[data-run-id='{run.pk}'] pre.log\")"
-        ".textContent.includes('train sentences')"
+        f"document.querySelector(\"{log}\")?.textContent.includes('train sentences')"
     )
+    # the log spans the table, not the narrow state column
+    table_width = page.locator("#runs-body").bounding_box()["width"]
+    assert page.locator(log).bounding_box()["width"] > 0.8 * table_width
     shot(page, "dashboard")
 
     # Rollback: the admin activates v1 again.
@@ -159,6 +162,10 @@ def test_dashboard_shows_the_default_model_a_first_version_must_beat(page, live_
     page.wait_for_selector("#f1-chart line.default-bar", state="attached")
     assert page.get_attribute("#f1-chart line.default-bar", "data-f1") == "0.9853"
     assert "0.985" in page.inner_text("#chart-active")
+    # a candidate's point is a ring of its series' colour, not a dark ring on the dark page
+    ring = page.locator("#f1-chart circle.point[data-series='__overall']").first
+    assert ring.get_attribute("fill") == "#0b1020"  # hollow
+    assert ring.evaluate("c => getComputedStyle(c).stroke") not in ("none", "rgb(11, 16, 32)")
     # the gate's decision in the UI's language; the server's sentence is the tooltip
     gate = page.locator("#versions-body td.gate").first
     assert gate.inner_text() == "保留为候选：F1 0.2500 比默认模型的 0.9853 低了超过 0.0100"

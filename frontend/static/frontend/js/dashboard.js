@@ -214,7 +214,9 @@
           cy: y(s.get(p)),
           r: s.key === "__overall" ? 6 : 4,
           fill: p.status === "active" || p.status === "retired" ? s.colour : "#0b1020",
-          stroke: s.colour,
+          // inline, so that the stylesheet's dark outline of filled points spares the ring
+          // that is all a hollow (candidate) point has
+          style: `stroke: ${s.colour}`,
           "data-version": p.version,
           "data-series": s.key,
         });
@@ -393,10 +395,21 @@
       cells[2].append(badge(run.state));
       const details = el("details");
       details.append(el("summary", {}, run.error ? gettext("error and log") : gettext("log")));
-      if (run.error) details.append(el("pre", { class: "log error-box" }, run.error));
+      // The error and log are read in a row of their own under the run, as wide as the table.
       const pre = el("pre", { class: "log" }, gettext("Loading…"));
-      details.append(pre);
-      details.addEventListener("toggle", () => details.open && loadLog(run, pre));
+      const logRow = el("tr", { class: "log-row", "data-log-of": run.id });
+      const logCell = el("td", { colspan: cells.length });
+      if (run.error) logCell.append(el("pre", { class: "log error-box" }, run.error));
+      logCell.append(pre);
+      logRow.append(logCell);
+      details.addEventListener("toggle", () => {
+        if (details.open) {
+          row.after(logRow);
+          loadLog(run, pre);
+        } else {
+          logRow.remove();
+        }
+      });
       cells[2].append(details);
       row.append(...cells);
       body.append(row);
