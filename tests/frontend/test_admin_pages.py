@@ -139,6 +139,24 @@ def test_import_and_export_pages(page, live_server, world):
     page.click("#btn-upload")
     page.wait_for_selector("#import-status.error")
     assert Document.objects.filter(project=world.project).count() == 2
+    said = page.inner_text("#import-status")
+    assert said.startswith(
+        "服务器拒绝了此操作：无法导入这些文档: bad.jsonl line 1: invalid JSON"
+    ), said
+    assert "problems" not in said and "document: 0" not in said  # words, not a dump
+    # several bad documents: the first, and how many more
+    lines = "\n".join(
+        json.dumps({"text": "好", "entities": [{"start": 0, "end": 1, "label": name}]})
+        for name in ("X", "Y", "Z")
+    )
+    page.set_input_files(
+        "#f-file",
+        {"name": "labels.jsonl", "mimeType": "application/json", "buffer": lines.encode()},
+    )
+    page.click("#btn-upload")
+    page.wait_for_function(
+        "document.getElementById('import-status').textContent.includes('另有 2 个问题')"
+    )
 
     page.goto(f"{live_server.url}/projects/{world.project.pk}/export/")
     page.check("#x-annotated")

@@ -126,6 +126,36 @@
     return String(detail);
   }
 
+  // The error catalogue (nerloop/errors.py) in the page's language; the server's own words
+  // for the particular case follow.
+  const CODE_TITLES = {
+    E101: gettext("Invalid spans"),
+    E102: gettext("Someone else annotated this document since you loaded it"),
+    E103: gettext("The documents could not be imported"),
+    E104: gettext("The label is still used by annotations and cannot be removed"),
+    E105: gettext("This queue item is not assigned to you"),
+    E106: gettext("Invalid label schema"),
+    E107: gettext("A project must keep at least one admin"),
+    E201: gettext("No model is ready to serve this"),
+    E203: gettext("Invalid prediction request"),
+    E204: gettext("The task broker is unreachable; nothing was queued"),
+    E301: gettext("Training failed"),
+    E302: gettext("Not enough labelled data to train"),
+  };
+
+  /** An error's detail in words: an import's first problem and how many more there are,
+   * else every field's complaint. */
+  function detailText(detail) {
+    if (detail && typeof detail === "object" && typeof detail.message === "string") {
+      const problems = Array.isArray(detail.problems) ? detail.problems.length : 0;
+      const more = Math.max(0, problems - 1) + (detail.more || 0);
+      if (!more) return detail.message;
+      return interpolate(gettext("%(first)s (and %(n)s more problems)"),
+        { first: detail.message, n: more }, true);
+    }
+    return flattenDetail(detail);
+  }
+
   /** A sentence an annotator can act on, for any error fetch() or the API gave. */
   function describeError(err) {
     if (!(err instanceof ApiError)) {
@@ -133,8 +163,9 @@
         error: String(err && err.message ? err.message : err),
       }, true);
     }
-    const detail = flattenDetail(err.detail);
-    const said = [err.message, detail && detail !== err.message ? detail : ""]
+    const title = CODE_TITLES[err.code] || err.message;
+    const detail = detailText(err.detail);
+    const said = [title, detail && detail !== err.message ? detail : ""]
       .filter(Boolean)
       .join(": ");
     if (err.code === "not_authenticated" || err.status === 401) {
