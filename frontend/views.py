@@ -28,7 +28,8 @@ def _formats() -> dict:
     from annotation.importing import GOLD_MODES
     from annotation.tags import SCHEMES
 
-    formats = [(name, fmt.description) for name, fmt in sorted(FORMATS.items())]
+    # descriptions in the page's language (frontend/locale), the registry's English otherwise
+    formats = [(name, _(fmt.description)) for name, fmt in sorted(FORMATS.items())]
     return {"formats": formats, "schemes": SCHEMES, "gold_modes": GOLD_MODES}
 
 

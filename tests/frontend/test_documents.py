@@ -27,11 +27,15 @@ def test_documents_page_opens_eval_documents_for_annotation(page, live_server, w
     page.fill("#f-q", "北京")
     page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 2")
     assert "split=eval" in page.url and "q=" in page.url  # the list can be reloaded or shared
+    # split and status read in the UI's language
+    row = page.locator(f"#doc-rows tr[data-doc-id='{first.pk}']").inner_text()
+    assert "评估集" in row and "新导入" in row, row
+    assert page.locator("#f-status option[value='validated']").inner_text() == "已验证"
     shot(page, "documents")
 
     page.click(f"#doc-rows tr[data-doc-id='{first.pk}'] a.doc-link")
     page.wait_for_selector(f"#doc-view[data-doc-id='{first.pk}']")
-    assert "eval" in page.inner_text("#ws-title")
+    assert "评估集" in page.inner_text("#ws-title")  # the split, in the UI's language
     drag_select(page, "李四")
     page.keyboard.press("1")
     drag_select(page, "北京大学")

@@ -126,6 +126,19 @@
     return String(detail);
   }
 
+  const pgettext = window.pgettext || ((_context, s) => s);
+  // A document's status and split as the page's language says them.
+  const DOC_WORDS = {
+    new: pgettext("document status", "new"),
+    predicted: pgettext("document status", "predicted"),
+    queued: pgettext("document status", "queued"),
+    annotated: pgettext("document status", "annotated"),
+    validated: pgettext("document status", "validated"),
+    train: pgettext("split", "train"),
+    eval: pgettext("split", "eval"),
+  };
+  const docWord = (value) => DOC_WORDS[value] || value;
+
   // The error catalogue (nerloop/errors.py) in the page's language; the server's own words
   // for the particular case follow.
   const CODE_TITLES = {
@@ -367,6 +380,7 @@
     getAll,
     ApiError,
     describeError,
+    docWord,
     flash,
     flattenDetail,
     chars,

@@ -60,12 +60,12 @@
     N.renderHighlighted(text, doc.text, annotation ? annotation.spans : [], colours);
     cells.push(text);
     const split = document.createElement("td");
-    split.textContent = doc.split;
+    split.textContent = N.docWord(doc.split);
     cells.push(split);
     const statusCell = document.createElement("td");
     const badge = document.createElement("span");
     badge.className = `badge badge-doc-${doc.status}`;
-    badge.textContent = doc.status;
+    badge.textContent = N.docWord(doc.status);
     statusCell.append(badge);
     cells.push(statusCell);
     const uncertainty = document.createElement("td");

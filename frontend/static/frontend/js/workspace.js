@@ -652,7 +652,7 @@
     showItem(doc);
     $("ws-title").textContent = interpolate(
       gettext("Document #%(id)s (%(split)s, %(status)s)"),
-      { id: doc.id, split: doc.split, status: doc.status },
+      { id: doc.id, split: N.docWord(doc.split), status: N.docWord(doc.status) },
       true,
     );
   }
