@@ -1,0 +1,33 @@
+"""Every page fits a phone's width: nothing pushes the page sideways (wide tables and the
+chart scroll inside their cards)."""
+
+from __future__ import annotations
+
+import pytest
+
+from learner.models import ModelVersion
+from tests.frontend.conftest import login, make_version, queue_document, shot
+from tests.frontend.test_pages import project_pages
+
+pytestmark = [pytest.mark.browser]
+
+
+def test_pages_fit_a_400px_wide_screen(page, live_server, world):
+    model = make_version(world.project, "v1", status=ModelVersion.Status.ACTIVE)
+    world.project.name = "一个名字相当长的命名实体识别标注项目（用来检验窄屏布局）"
+    world.project.save()
+    queue_document(world.project, model, "张三在北京的清华大学工作，李四去了上海。", [], 0.9)
+    make_version(world.project, "v2", status=ModelVersion.Status.CANDIDATE, metrics={"f1": 0.4})
+    page.set_viewport_size({"width": 400, "height": 860})
+    login(page, live_server, "admin")
+    for path in project_pages(world.project.pk):
+        page.goto(f"{live_server.url}{path}")
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('body *')]
+                .filter((e) => e.getBoundingClientRect().right > 401)
+                .slice(0, 5).map((e) => `${e.tagName}#${e.id}.${e.className}`)"""
+        )
+        assert width <= 400, f"{path} is {width}px wide: {wide}"
+    shot(page, "export-400px")
