@@ -90,15 +90,25 @@ class _Piece(NamedTuple):
     embedding: np.ndarray  # float32 [dim]
 
 
+_EDGE_CATEGORIES = {"Cf", "So", "Sk"}  # format characters, symbols (emoji), modifiers
+_VARIATION_SELECTORS = {"\ufe0e", "\ufe0f"}
+
+
 def _edge(char: str) -> bool:
-    """Whitespace or an invisible format character (zero-width joiner, BOM...)."""
-    return char.isspace() or unicodedata.category(char) == "Cf"
+    """A character no mention starts or ends with: whitespace, an invisible format character
+    (zero-width joiner, BOM), a symbol or emoji (with its modifiers and variation selectors)."""
+    return (
+        char.isspace()
+        or char in _VARIATION_SELECTORS
+        or unicodedata.category(char) in _EDGE_CATEGORIES
+    )
 
 
 def trimmed_entities(text: str, spans) -> list[Entity]:
-    """Entities of ``(start, end, label, score)`` spans, trimmed of whitespace and format
-    characters at their edges (no mention starts or ends with one; a model trained on few
-    such texts may still reach over a leading space); a span of nothing else is dropped."""
+    """Entities of ``(start, end, label, score)`` spans, trimmed of blanks, symbols and emoji
+    at their edges. A model that saw few such characters in training may reach over them
+    (" 张伟", "😀李", half of a flag); a mention never starts or ends with one, and trimming
+    never leaves half an emoji sequence inside a span. A span of nothing else is dropped."""
     entities = []
     for start, end, label, score in spans:
         while start < end and _edge(text[start]):

@@ -75,9 +75,15 @@ def test_engine_offsets_count_code_points(engine, text, expected):
         (" 张伟在北京", (0, 3), (1, 3, "张伟")),
         ("张伟\u3000在", (0, 3), (0, 2, "张伟")),
         ("\u200d张伟\u200d\ufeff", (0, 5), (1, 3, "张伟")),
-        ("👨\u200d👩", (0, 2), (0, 1, "👨")),  # never half of an emoji sequence's joiner
+        ("👨\u200d👩", (0, 2), None),  # an emoji is no mention
         ("张伟 \t 在", (2, 5), None),  # nothing but blanks: no entity
         ("张 伟", (0, 3), (0, 3, "张 伟")),  # a space inside a mention stays
+        ("😀😀李明", (0, 4), (2, 4, "李明")),
+        ("★★李", (0, 3), (2, 3, "李")),
+        ("王芳🇨🇳", (0, 3), (0, 2, "王芳")),  # never half a flag
+        ("A👨\u200d👩", (0, 3), (0, 1, "A")),
+        ("张伟👍🏽\ufe0f", (0, 5), (0, 2, "张伟")),
+        ("Nike™", (0, 5), (0, 4, "Nike")),
     ],
 )
 def test_engine_entities_never_start_or_end_with_blanks(text, span, expected):
