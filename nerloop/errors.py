@@ -67,9 +67,23 @@ def api_exception_handler(exc, context):
     if isinstance(detail, dict) and set(detail) == {"detail"}:
         detail = detail["detail"]
     if message is None:
-        message = detail if isinstance(detail, str) else "request failed"
+        message = detail if isinstance(detail, str) else _first_problem(detail)
     body = {"error": {"code": str(code), "message": str(message), "detail": detail}}
     return Response(body, status=response.status_code, headers=response.headers)
+
+
+def _first_problem(detail) -> str:
+    """``field: what is wrong`` for the first complaint of a validation error's detail."""
+    path = []
+    while isinstance(detail, dict | list) and detail:
+        if isinstance(detail, dict):
+            key, detail = next(iter(detail.items()))
+            if key not in ("non_field_errors", "detail"):
+                path.append(str(key))
+        else:
+            detail = detail[0]
+    where = ".".join(path)
+    return f"{where}: {detail}" if where else str(detail) or "request failed"
 
 
 def api_not_found(request, path=""):

@@ -45,3 +45,11 @@ def test_api_a_missing_object_and_a_missing_project_give_the_same_code(world):
     missing_project = api.get("/api/v1/projects/999999")
     _error(missing_doc, 404, "not_found")
     _error(missing_project, 404, "not_found")
+
+
+def test_api_a_validation_error_names_the_field_in_its_message(world):
+    url = f"/api/v1/projects/{world.project.pk}"
+    response = world.api("admin").patch(url, {"batch_size": 0}, format="json")
+    error = _error(response, 400, "invalid")
+    assert error["message"].startswith("batch_size: ")
+    assert error["detail"]["batch_size"]
