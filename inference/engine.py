@@ -96,12 +96,13 @@ _VARIATION_SELECTORS = {"\ufe0e", "\ufe0f"}
 
 def _edge(char: str) -> bool:
     """A character no mention starts or ends with: whitespace, an invisible format character
-    (zero-width joiner, BOM), a symbol or emoji (with its modifiers and variation selectors)."""
-    return (
-        char.isspace()
-        or char in _VARIATION_SELECTORS
-        or unicodedata.category(char) in _EDGE_CATEGORIES
-    )
+    (zero-width joiner, BOM), a symbol or emoji (with its modifiers and variation selectors).
+
+    Geometric shapes (U+25A0-U+25FF) are kept: Chinese text writes zero as ○ ("漳州一一○",
+    "二○○八年") and hides names behind □ or ■, inside mentions and at their edges."""
+    if char.isspace() or char in _VARIATION_SELECTORS:
+        return True
+    return unicodedata.category(char) in _EDGE_CATEGORIES and not "\u25a0" <= char <= "\u25ff"
 
 
 def trimmed_entities(text: str, spans) -> list[Entity]:

@@ -84,6 +84,8 @@ def test_engine_offsets_count_code_points(engine, text, expected):
         ("A👨\u200d👩", (0, 3), (0, 1, "A")),
         ("张伟👍🏽\ufe0f", (0, 5), (0, 2, "张伟")),
         ("Nike™", (0, 5), (0, 4, "Nike")),
+        ("在漳州一一○住", (1, 6), (1, 6, "漳州一一○")),  # ○ is a zero here (MSRA test)
+        ("□□有限公司", (0, 6), (0, 6, "□□有限公司")),  # a name hidden behind squares
     ],
 )
 def test_engine_entities_never_start_or_end_with_blanks(text, span, expected):
