@@ -19,11 +19,16 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound
-from rest_framework.parsers import MultiPartParser
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
+
+from nerloop.parsers import StrictJSONParser
 
 from . import exporting, importing, progress, queue
 from .models import Annotation, Document, Project, ProjectMembership, Role
@@ -44,6 +49,32 @@ from .serializers import (
     SubmitSerializer,
     UploadSerializer,
 )
+
+
+class TokenView(ObtainAuthToken):
+    """POST ``{"username", "password"}`` gives the user's API token; DELETE (authenticated)
+    revokes the caller's token, and the next POST makes a new one. Changing a password also
+    revokes it (``annotation.tokens``)."""
+
+    parser_classes = [StrictJSONParser, FormParser]
+    authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
+
+    @extend_schema(
+        request=inline_serializer(
+            "TokenRequest",
+            {"username": serializers.CharField(), "password": serializers.CharField()},
+        ),
+        responses={200: inline_serializer("TokenAnswer", {"token": serializers.CharField()})},
+    )
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request):
+        if not request.user.is_authenticated:
+            raise NotAuthenticated()
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ProjectListView(generics.ListCreateAPIView):

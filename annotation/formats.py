@@ -41,6 +41,7 @@ from .spans import Example, Span, SpanError, validate_spans
 from .tags import SCHEMES, TagError, detect_scheme, spans_to_tags, tags_to_spans
 
 NESTED_KEY = "nested_spans"
+TOO_DEEP = "invalid JSON: nested too deeply"
 
 NumberedLines = Iterable[tuple[int, str]]
 
@@ -119,6 +120,8 @@ def _json_record(line: str, source: str, number: int) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise FormatError(source, number, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except RecursionError:
+        raise FormatError(source, number, TOO_DEEP) from None
     if not isinstance(record, dict):
         raise FormatError(source, number, f"expected a JSON object, got {type(record).__name__}")
     return record
@@ -468,6 +471,8 @@ class LabelStudio(Format):
                 raise FormatError(
                     source, exc.lineno, f"invalid JSON: {exc.msg} (column {exc.colno})"
                 ) from None
+            except RecursionError:
+                raise FormatError(source, line, TOO_DEEP) from None
             yield self._example(task, source, line)
             pos = self._skip(buffer, pos)
             if in_array and pos < len(buffer) and buffer[pos] == ",":
@@ -593,7 +598,7 @@ def guess_format(filename: str, first_line: str) -> str:
         return "label_studio"
     try:
         record = json.loads(head)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return "jsonl"  # its reader reports the broken line
     if isinstance(record, dict):
         if "data" in record:

@@ -1,5 +1,4 @@
 from django.urls import path, re_path
-from rest_framework.authtoken.views import obtain_auth_token
 
 from . import api
 from .formats import FORMATS
@@ -8,7 +7,7 @@ FORMAT_PATTERN = "|".join(sorted(FORMATS))
 PROJECT = "projects/<int:project_id>"
 
 urlpatterns = [
-    path("auth/token", obtain_auth_token, name="api-token"),
+    path("auth/token", api.TokenView.as_view(), name="api-token"),
     path("projects", api.ProjectListView.as_view(), name="project-list"),
     path(f"{PROJECT}", api.ProjectDetailView.as_view(), name="project-detail"),
     path(f"{PROJECT}/members", api.MemberListView.as_view(), name="project-members"),

@@ -47,7 +47,10 @@ def string_problem(text: str) -> str | None:
 
 class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:  # json's decoder gives up on very deep nesting
+            raise ParseError("JSON parse error - nested too deeply") from None
         problem = unstorable(data)
         if problem:
             raise ParseError(f"JSON parse error - {problem}")

@@ -285,3 +285,13 @@ def test_upload_refuses_a_document_over_the_length_limit(world, settings):
     problem = response.json()["error"]["detail"]["problems"][0]
     assert problem["document"] == 2 and "6 characters; the limit is 5" in problem["problem"]
     assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["deep.jsonl", "deep.json"])
+def test_upload_refuses_json_nested_too_deeply(world, name):
+    record = '{"text": "张三", "k": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    content = record + "\n" if name.endswith("jsonl") else '[{"data": ' + record + "}]"
+    response = upload(world, "admin", content, name)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["error"]["detail"]["message"]
+    assert not Document.objects.exists()
