@@ -361,6 +361,24 @@ def test_workspace_saves_after_logging_in_again_in_another_tab(page, live_server
     assert stored_spans(doc) == [(0, 2, "PER")]
 
 
+def test_workspace_moving_the_caret_does_not_redraw_a_long_text(page, live_server, world, model):
+    """A long document with thousands of spans stays usable from the keyboard: the caret and
+    selection move without rebuilding the text (it is redrawn when the spans change)."""
+    text = "张三在北京工作。" * 400
+    spans = [{"start": i, "end": i + 2, "label": "PER", "score": 0.9} for i in range(0, 3200, 8)]
+    doc = queue_document(world.project, model, text, spans, 0.9)
+    open_workspace(page, live_server, world)
+    page.evaluate("document.querySelector('#doc-view mark').dataset.probe = 'kept'")
+    page.click("#doc-view")
+    for _ in range(5):
+        page.keyboard.press("Shift+ArrowRight")
+    assert page.evaluate("document.querySelector('#doc-view mark').dataset.probe") == "kept"
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert len(stored_spans(doc)) == 400
+
+
 def test_workspace_offsets_after_characters_outside_the_bmp(page, live_server, world, model):
     text = "𠮷😀张三在北京工作，🎉去了杭州。"
     assert len(text.encode("utf-16-le")) // 2 > len(text)  # JS and Python lengths differ

@@ -113,16 +113,24 @@
     });
   }
 
+  let drawn = null; // what the text and span list show now
+
   function render() {
     const t = Number(threshold.value);
-    N.renderHighlighted(view, state.text, state.spans, state.colours, (mark, span, index) => {
-      if (span.suggested) mark.classList.add("suggested");
-      if (span.suggested && span.score !== null && span.score < t) mark.classList.add("low");
-      if (index === state.focus) mark.classList.add("focused");
-      mark.setAttribute("role", "button");
-      mark.setAttribute("aria-label", `${span.label}: ${mark.textContent}`);
-    });
-    renderSpanList();
+    // Moving the caret or the selection changes neither: a long text with thousands of spans
+    // is redrawn only when its spans, focus or threshold change.
+    const showing = JSON.stringify([state.text, state.spans, state.focus, t, state.colours]);
+    if (showing !== drawn) {
+      N.renderHighlighted(view, state.text, state.spans, state.colours, (mark, span, index) => {
+        if (span.suggested) mark.classList.add("suggested");
+        if (span.suggested && span.score !== null && span.score < t) mark.classList.add("low");
+        if (index === state.focus) mark.classList.add("focused");
+        mark.setAttribute("role", "button");
+        mark.setAttribute("aria-label", `${span.label}: ${mark.textContent}`);
+      });
+      renderSpanList();
+      drawn = showing;
+    }
     labelBar.querySelectorAll(".label-btn").forEach((button) => {
       button.classList.toggle("armed", Boolean(state.sel) || state.focus >= 0);
     });
@@ -136,11 +144,12 @@
     list.replaceChildren();
     const order = state.spans.map((span, index) => ({ span, index }));
     order.sort((a, b) => a.span.start - b.span.start);
+    const points = Array.from(state.text); // once: a long text has thousands of spans
     for (const { span, index } of order) {
       const li = document.createElement("li");
       li.style.setProperty("--ent", state.colours[span.label] || "#94a3b8");
       const text = document.createElement("span");
-      text.textContent = Array.from(state.text).slice(span.start, span.end).join("");
+      text.textContent = points.slice(span.start, span.end).join("");
       const info = document.createElement("span");
       info.className = "muted";
       const score = span.score === null || span.score === undefined ? "" : ` ${span.score.toFixed(2)}`;
