@@ -98,3 +98,19 @@ def test_correct_the_document_just_submitted_then_back_to_the_queue(page, live_s
     page.wait_for_selector(f"#doc-view[data-doc-id='{second.pk}']")
     assert stored_spans(first) == [(0, 2, "PER")]
     assert Annotation.objects.get(document=first).revision == 2
+
+
+def test_documents_page_shows_the_beginning_of_a_long_document(page, live_server, world):
+    long = world.document("张三在北京工作。" * 2000)  # 16,000 characters
+    Annotation.objects.create(
+        document=long, annotator=world.admin, validated=True,
+        spans=[{"start": 0, "end": 2, "label": "PER"}, {"start": 15000, "end": 15002, "label": "PER"}],
+    )  # fmt: skip
+    world.document("李四在上海。")
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/documents/")
+    cell = page.locator(f"#doc-rows tr[data-doc-id='{long.pk}'] .doc-text")
+    cell.wait_for()
+    assert "共 16000 字" in cell.inner_text()
+    assert cell.locator("mark.ent").count() == 1  # the span past the preview is not drawn
+    assert cell.bounding_box()["height"] < 400

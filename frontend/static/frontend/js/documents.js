@@ -10,6 +10,7 @@
   const projectId = N.projectId();
   const $ = (id) => document.getElementById(id);
   const FILTERS = ["q", "split", "status", "ordering"];
+  const PREVIEW = 300; // characters of a document the list shows
   const PAGE_SIZE = 100; // the API's page
 
   let colours = {};
@@ -57,7 +58,17 @@
     const text = document.createElement("td");
     text.className = "doc-text doc-cell";
     const annotation = doc.annotation;
-    N.renderHighlighted(text, doc.text, annotation ? annotation.spans : [], colours);
+    // A long document shows its beginning: the whole text is the workspace's job.
+    const points = Array.from(doc.text);
+    const shown = points.length > PREVIEW ? points.slice(0, PREVIEW).join("") : doc.text;
+    const spans = (annotation ? annotation.spans : []).filter((s) => s.end <= PREVIEW);
+    N.renderHighlighted(text, shown, spans, colours);
+    if (points.length > PREVIEW) {
+      const more = document.createElement("span");
+      more.className = "muted";
+      more.textContent = " " + interpolate(gettext("… (%(n)s characters in all)"), { n: points.length }, true);
+      text.append(more);
+    }
     cells.push(text);
     const split = document.createElement("td");
     split.textContent = N.docWord(doc.split);
