@@ -199,3 +199,34 @@ def test_dashboard_annotations_per_annotator_per_day(page, live_server, world):
     page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
     assert table() == (["annotator"], [[today, "3"]])
     assert page.is_visible("#per-day-scope")
+
+
+def test_dashboard_stops_polling_once_access_is_lost(page, live_server, world):
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    page.wait_for_function("document.getElementById('dash-updated').textContent.includes('更新')")
+    world.project.remove_member(world.annotator)
+    page.wait_for_function(
+        "document.getElementById('dash-updated').textContent.startsWith('未更新')", timeout=10_000
+    )
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.wait_for_timeout(4000)  # longer than a polling period
+    assert not [url for url in asked if "/api/" in url]
+
+
+def test_a_client_is_sent_to_the_playground(page, live_server, world):
+    login(page, live_server, "client")
+    page.wait_for_selector(f".project-card[data-project-id='{world.project.pk}']")
+    card = page.locator(f".project-card[data-project-id='{world.project.pk}']")
+    assert not card.locator(".link-dashboard").is_visible()
+    assert not card.locator(".link-annotate").is_visible()
+    for section in ("dashboard", "annotate", "documents"):
+        page.goto(f"{live_server.url}/projects/{world.project.pk}/{section}/")
+        page.wait_for_selector("#client-only")
+        assert not page.locator(".mainnav a[href*='/projects/']").first.is_visible()
+    page.click("#client-only a")
+    page.wait_for_function(
+        f"document.getElementById('play-project').value === '{world.project.pk}'"
+    )
+    assert world.project.documents.filter(assignee=world.client).count() == 0

@@ -368,6 +368,27 @@
   }
 
   /** Show the elements marked data-admin-only when the caller administers the project. */
+  /** For a client (predict-only) member: say where to go instead, hide the project's
+   * annotator pages, and answer true so the page stops there. */
+  function clientOnly(project) {
+    if (!project || project.role !== "client") return false;
+    document.querySelectorAll(".mainnav a[href*='/projects/']").forEach((el) => (el.hidden = true));
+    const main = document.querySelector("main.page");
+    const note = document.createElement("section");
+    note.className = "card stack";
+    note.id = "client-only";
+    const text = document.createElement("p");
+    text.textContent = gettext(
+      "Your role in this project is client: you can use its model through the prediction API and the playground. Annotating, documents and the dashboard are for annotators and admins.");
+    const link = document.createElement("a");
+    link.className = "btn btn-primary";
+    link.href = `/playground/?project=${project.id}`;
+    link.textContent = gettext("Open the playground");
+    note.append(text, link);
+    main.replaceChildren(note);
+    return true;
+  }
+
   function revealAdmin(isAdmin) {
     document.querySelectorAll("[data-admin-only]").forEach((el) => {
       el.hidden = !isAdmin;
@@ -393,6 +414,7 @@
     debounce,
     projectId,
     revealAdmin,
+    clientOnly,
     gettext,
     interpolate,
     DEFAULT_COLOURS,

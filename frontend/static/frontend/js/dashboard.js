@@ -32,6 +32,7 @@
     hidden: new Set(),
     last: {},
     timer: null,
+    stopped: false, // access lost: polling stops
   };
 
   function say(message, kind) {
@@ -500,6 +501,8 @@
         activityMissing();
       } else {
         say(N.describeError(err), "error");
+        // no longer a member, or a role that may not read this: asking again will not help
+        if (err instanceof N.ApiError && [401, 403, 404].includes(err.status)) state.stopped = true;
       }
       return false;
     }
@@ -522,12 +525,18 @@
       pull("runs", (data) => drawRuns(data.results || data)),
       state.noActivity ? null : pull("activity", drawActivity),
     ]);
+    if (state.stopped) {
+      clearTimeout(state.timer);
+      $("dash-updated").textContent = gettext("not updated: reload the page once the problem is solved");
+      return;
+    }
     $("dash-updated").textContent = interpolate(
       gettext("updated %(time)s"), { time: new Date().toLocaleTimeString() }, true);
   }
 
   function schedule() {
     clearTimeout(state.timer);
+    if (state.stopped) return;
     state.timer = setTimeout(async () => {
       if (!document.hidden) await refresh();
       schedule();
@@ -542,6 +551,7 @@
       return;
     }
     $("nav-project-name").textContent = state.project.name;
+    if (N.clientOnly(state.project)) return;
     state.isAdmin = state.project.role === "admin";
     N.revealAdmin(state.isAdmin);
     $("per-day-scope").hidden = state.isAdmin; // the API gives annotators their own rows only

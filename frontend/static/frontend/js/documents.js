@@ -155,6 +155,7 @@
     try {
       const project = await N.api.get(`projects/${projectId}`);
       $("nav-project-name").textContent = project.name;
+      if (N.clientOnly(project)) return;
       N.revealAdmin(project.role === "admin");
       colours = N.labelColours(project.labels || []);
     } catch (err) {

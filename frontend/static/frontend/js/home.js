@@ -38,7 +38,12 @@
       const documents = node.querySelector(".link-documents");
       documents.href = `/projects/${project.id}/documents/`;
       documents.hidden = project.role === "client";
-      node.querySelector(".link-dashboard").href = `/projects/${project.id}/dashboard/`;
+      const dashboard = node.querySelector(".link-dashboard");
+      dashboard.href = `/projects/${project.id}/dashboard/`;
+      dashboard.hidden = project.role === "client";
+      const playground = node.querySelector(".link-playground");
+      playground.href = `/playground/?project=${project.id}`;
+      playground.hidden = project.role !== "client"; // a client's way to the project's model
       list.append(node);
     }
   }

@@ -133,6 +133,12 @@
         option.dataset.labels = JSON.stringify(project.labels || []);
         projectSelect.append(option);
       }
+      // ?project=<id> (a client's link from the projects page) picks that project's model
+      const wanted = new URLSearchParams(location.search).get("project");
+      if (wanted && projects.some((p) => String(p.id) === wanted)) {
+        projectSelect.value = wanted;
+        projectSelect.dispatchEvent(new Event("change"));
+      }
     } catch (err) {
       say(N.describeError(err), "error");
     }

@@ -781,6 +781,7 @@
     try {
       const project = await N.api.get(endpoints.project());
       document.getElementById("nav-project-name").textContent = project.name;
+      if (N.clientOnly(project)) return; // before anything is claimed
       $("guidelines-text").textContent = project.description || "";
       $("ws-guidelines").hidden = !(project.description || "").trim();
       N.revealAdmin(project.role === "admin");
