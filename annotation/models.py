@@ -320,7 +320,14 @@ class Document(models.Model):
         Skip.objects.get_or_create(document=self, user=user)
 
     def latest_prediction(self) -> Prediction | None:
-        return self.predictions.select_related("model_version").order_by("-id").first()
+        """The prediction of the version that predicted the document last (``predicted_by``:
+        after a rollback, an older version's), else the newest one."""
+        rows = self.predictions.select_related("model_version")
+        if self.predicted_by_id is not None:
+            current = rows.filter(model_version_id=self.predicted_by_id).first()
+            if current is not None:
+                return current
+        return rows.order_by("-id").first()
 
 
 class Skip(models.Model):

@@ -132,6 +132,12 @@ def predict_documents(project_id: int, document_ids: Iterable[int], batch: int =
     bundle = load_bundle(version)
     ids = list(document_ids)
     done = Prediction.objects.filter(model_version=version, document_id__in=ids)
+    # Predicted by this version before (a rollback to it): its answers stand, and become the
+    # documents' current ones again, uncertainty included, without running the model.
+    again = done.exclude(document__predicted_by=version).values_list("document_id", "mean_entropy")
+    for group in _chunks(list(again), batch):
+        with transaction.atomic():
+            mark_predicted(version, group)
     documents = list(
         Document.objects.filter(project=project, pk__in=ids)
         .exclude(pk__in=done.values("document_id"))

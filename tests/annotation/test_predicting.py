@@ -106,6 +106,37 @@ def test_predicting_a_new_version_adds_a_second_prediction(world, default_bundle
     assert Prediction.objects.filter(document=doc).count() == 2
 
 
+def test_predicting_after_a_rollback_brings_the_older_answers_back(
+    world, default_bundle, project_bundle, tmp_path
+):
+    """Activating a version that predicted the pool before makes its answers and uncertainty
+    the documents' current ones again (what the queue shows), without predicting again."""
+    first = ModelVersion.objects.create(
+        project=world.project, version="tiny-project", bundle_path=str(project_bundle)
+    )
+    first.activate()
+    doc = world.document("张三在北京。")
+    predict_documents(world.project.pk, [doc.pk])
+    doc.refresh_from_db()
+    first_uncertainty = doc.uncertainty
+    second_path = build_tiny_bundle(tmp_path / "second", version="tiny-second", seed=11)
+    second = ModelVersion.objects.create(
+        project=world.project, version="tiny-second", bundle_path=str(second_path)
+    )
+    second.activate()
+    predict_documents(world.project.pk, [doc.pk])
+    doc.refresh_from_db()
+    assert doc.predicted_by == second and doc.latest_prediction().model_version == second
+
+    first.activate()  # the rollback
+    assert predict_documents(world.project.pk, [doc.pk]) == 0  # nothing predicted again
+    doc.refresh_from_db()
+    assert doc.predicted_by == first
+    assert doc.uncertainty == pytest.approx(first_uncertainty)
+    assert doc.latest_prediction().model_version == first
+    registry.unload(second_path)
+
+
 def test_predicting_default_version_is_recorded_once(world, default_bundle):
     assert default_version() == default_version()
     assert ModelVersion.objects.filter(project=None).count() == 1
