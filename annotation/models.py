@@ -8,6 +8,7 @@ characters (``end`` exclusive), the same convention as ``annotation.spans``.
 
 from __future__ import annotations
 
+import colorsys
 import re
 from datetime import timedelta
 
@@ -27,7 +28,11 @@ DEFAULT_LABELS = [
     {"name": "ORG", "color": "#fadb14", "hotkey": "3"},
 ]
 # Extra colours handed to labels created without one, in order.
-PALETTE = ["#722ed1", "#52c41a", "#fa8c16", "#2f54eb", "#eb2f96", "#a0d911", "#1890ff"]
+# Colours of labels created without one: twelve that read apart on the UI's dark background
+PALETTE = [
+    "#a78bfa", "#34d399", "#fb923c", "#f472b6", "#60a5fa", "#a3e635",
+    "#e879f9", "#2dd4bf", "#f87171", "#c084fc", "#fde047", "#38bdf8",
+]  # fmt: skip
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 LABEL_RE = re.compile(r"^[^\s-][^\s]*$")
 
@@ -52,6 +57,12 @@ WORKSPACE_KEYS = {
     "a": "keep-suggestions key",
     "A": "keep-suggestions key",
 }
+
+
+def _hue(k: int) -> str:
+    """The k-th of a sequence of colours spread round the hue circle (golden angle)."""
+    red, green, blue = colorsys.hls_to_rgb((k * 0.381966) % 1.0, 0.62, 0.75)
+    return "#" + "".join(f"{round(channel * 255):02x}" for channel in (red, green, blue))
 
 
 def valid_label_name(name: str) -> bool:
@@ -81,8 +92,8 @@ def normalize_labels(raw) -> list[dict]:
             raise CodedAPIException("E106", f"label {index}: invalid name {name!r}")
         if name in names:
             raise CodedAPIException("E106", f"label {index}: duplicate name {name!r}")
-        color = item.get("color") or PALETTE[len(labels) % len(PALETTE)]
-        if not isinstance(color, str) or not COLOR_RE.match(color):
+        color = item.get("color") or ""
+        if not isinstance(color, str) or (color and not COLOR_RE.match(color)):
             raise CodedAPIException("E106", f"label {name!r}: colour must be #rrggbb")
         hotkey = item.get("hotkey") or ""
         if not isinstance(hotkey, str) or len(hotkey) > 1 or hotkey.isspace():
@@ -98,6 +109,13 @@ def normalize_labels(raw) -> list[dict]:
         if hotkey:
             hotkeys.add(hotkey)
         labels.append({"name": name, "color": color.lower(), "hotkey": hotkey})
+    # A label without a colour gets the first one no other label has (then colours made by
+    # stepping round the hue circle), so labels never share one by accident.
+    used = {label["color"] for label in labels}
+    spare = iter([c for c in PALETTE if c not in used] + [_hue(k) for k in range(len(labels))])
+    for label in labels:
+        if not label["color"]:
+            label["color"] = next(spare)
     # A label without a hotkey gets the first free one of 1-9, 0 (ten labels fit the digits).
     free = (key for key in DEFAULT_HOTKEYS if key not in hotkeys)
     for label in labels:
@@ -425,7 +443,8 @@ class Annotation(models.Model):
         """Store ``user``'s spans if ``revision`` is the current one (0 = none yet).
 
         Raises E101 (400) for invalid spans and E102 (409) for a stale revision; nothing
-        changes on either. Accepting a submission ends whoever's claim on the document.
+        changes on either. Accepting a submission ends whoever's claim on the document. The
+        same spans and state as the current revision change nothing else.
         """
         try:
             spans = spans_to_json(document.project.validate_spans(document.text, raw_spans))
@@ -445,7 +464,16 @@ class Annotation(models.Model):
                     raise CodedAPIException("E102", status_code=409) from None
             else:
                 rows = cls.objects.filter(document=document, revision=revision)
-                if not rows.update(revision=revision + 1, **fields):
+                current = rows.values("spans", "validated").first()
+                if current == {"spans": spans, "validated": validated}:
+                    # Nothing changed (reviewing with Enter): no new revision, no credit moved
+                    # to this user, nothing new for the retraining trigger; the claim ends.
+                    Document.objects.filter(pk=document.pk).update(
+                        assignee=None, assigned_until=None
+                    )
+                    document.assignee, document.assigned_until = None, None
+                    return rows.select_related("annotator").get()
+                if current is None or not rows.update(revision=revision + 1, **fields):
                     raise CodedAPIException("E102", status_code=409)
                 identity = cls._identity(document)
                 annotation = cls(document=document, revision=revision + 1, **identity, **fields)

@@ -59,6 +59,21 @@ def test_annotation_submit_stores_validated_spans_and_bumps_revision(world):
     assert Document.objects.get(pk=doc.pk).status == "validated"
 
 
+def test_annotation_submit_of_the_same_answer_changes_nothing(world):
+    """Reviewing a validated document with Enter keeps its revision, time and annotator, so
+    it does not count again for retraining or as the reviewer's work."""
+    doc = world.document()
+    first = submit(world, doc, [LOC, PER], 0).json()
+    same = submit(world, doc, [PER, LOC], 1, role="admin")  # the same spans, in any order
+    assert same.status_code == 200
+    assert same.json() == first
+    annotation = Annotation.objects.get(document=doc)
+    assert (annotation.revision, annotation.annotator) == (1, world.annotator)
+    # a draft of the same spans is a change (validated -> draft), and so is the way back
+    assert submit(world, doc, [PER, LOC], 1, draft=True).json()["revision"] == 2
+    assert submit(world, doc, [PER, LOC], 2).json()["revision"] == 3
+
+
 def test_annotation_submit_with_a_stale_revision_is_a_conflict(world):
     doc = world.document()
     assert submit(world, doc, [PER], 0).status_code == 200

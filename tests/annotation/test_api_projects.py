@@ -39,6 +39,16 @@ def test_projects_create_makes_the_caller_admin(world):
     assert project.selection_strategy == "entropy_kmeans"
 
 
+def test_projects_labels_without_colours_never_share_one(world):
+    names = [{"name": f"T{i}"} for i in range(14)]
+    body = {"name": "十四类", "labels": [{"name": "X", "color": "#A78BFA"}, *names]}
+    response = world.api("admin").post("/api/v1/projects", body, format="json")
+    colours = [label["color"] for label in response.json()["labels"]]
+    assert colours[0] == "#a78bfa"  # its own, which no other label then gets
+    assert len(set(colours)) == 15
+    assert all(len(c) == 7 and c.startswith("#") for c in colours)
+
+
 def test_projects_labels_without_hotkeys_get_free_digits(world):
     names = [f"T{i}" for i in range(11)]
     body = {"name": "十一类", "labels": [{"name": "T0", "hotkey": "2"}, *names[1:]]}

@@ -54,8 +54,10 @@ def test_settings_page_saves_labels_and_settings(page, live_server, world):
     page.fill("#f-promotion_tolerance", "0.02")
     page.select_option("#f-selection_strategy", "entropy")
     page.fill("#f-batch_size", "15")
+    existing = [c.input_value() for c in page.locator("#label-rows .l-color").all()]
     page.click("#btn-add-label")
     row = page.locator("#label-rows .label-row").last
+    assert row.locator(".l-color").input_value() not in existing  # a colour of its own
     row.locator(".l-name").fill("PRODUCT")
     row.locator(".l-color").fill("#34d399")
     assert row.locator(".l-hotkey").input_value() == "4"

@@ -64,7 +64,12 @@
   $("btn-add-label").addEventListener("click", () => {
     const used = new Set([...rows.querySelectorAll(".l-hotkey")].map((i) => i.value));
     const free = "1234567890".split("").find((k) => !used.has(k)) || "";
-    addRow({ name: "", color: "#a78bfa", hotkey: free });
+    // a colour no label has yet (the page's own choice for the next label)
+    const names = [...rows.querySelectorAll(".label-row")].map((row, i) => ({
+      name: `#${i}`, color: row.querySelector(".l-color").value,
+    }));
+    const colour = N.labelColours([...names, { name: "#new" }])["#new"];
+    addRow({ name: "", color: colour.startsWith("#") ? colour : "#a78bfa", hotkey: free });
     rows.lastElementChild.querySelector(".l-name").focus();
   });
 
