@@ -90,6 +90,12 @@ def serving_model(project: Project) -> dict | None:
     return {"id": version.pk, "version": version.version, "default": version.project_id is None}
 
 
+def new_since_last_run(project: Project) -> int:
+    from learner.retraining import new_since_last_run as count  # learner builds on annotation
+
+    return count(project)
+
+
 def progress(project: Project, user=None) -> dict:
     rows = Document.objects.filter(project=project)
     by_status = dict(rows.values_list("status").annotate(n=Count("id")).order_by())
@@ -114,6 +120,7 @@ def progress(project: Project, user=None) -> dict:
         "queue": by_status.get(Document.Status.QUEUED, 0),
         "assigned": totals["assigned"],
         "feedback_pool": feedback_pool(project).count(),
+        "new_since_last_run": new_since_last_run(project),
         "retrain_threshold": project.retrain_threshold,
         "active_model": None if active is None else {"id": active.pk, "version": active.version},
         "serving_model": serving_model(project),

@@ -50,6 +50,7 @@ def test_progress_counts(world):
     assert data["unlabelled_pool"] == 3
     assert data["queue"] == 1
     assert data["feedback_pool"] == 1
+    assert data["new_since_last_run"] == 1  # what the retraining trigger counts
     assert data["active_model"] == {"id": version.pk, "version": "v1"}
 
 

@@ -289,15 +289,21 @@
     $("stat-queue").textContent = String(p.queue);
     $("stat-queue-sub").textContent = interpolate(
       gettext("%(n)s assigned now"), { n: p.assigned ?? 0 }, true);
-    $("stat-feedback").textContent = `${p.feedback_pool} / ${p.retrain_threshold}`;
-    const share = p.retrain_threshold ? Math.min(1, p.feedback_pool / p.retrain_threshold) : 0;
+    // the number the retraining trigger compares with the threshold (0: only by hand)
+    const fresh = p.new_since_last_run ?? p.feedback_pool;
+    $("stat-feedback").textContent = p.retrain_threshold
+      ? `${fresh} / ${p.retrain_threshold}` : `${fresh} / –`;
+    const share = p.retrain_threshold ? Math.min(1, fresh / p.retrain_threshold) : 0;
     $("feedback-meter").style.width = `${(share * 100).toFixed(1)}%`;
     const serving = p.serving_model; // the project's active version, or the default model
-    $("stat-feedback-sub").textContent = !serving
+    const model = !serving
       ? gettext("no model yet: the first training run makes one")
       : serving.default
         ? interpolate(gettext("no model of its own yet: the default model %(v)s serves"), { v: serving.version }, true)
         : interpolate(gettext("active model %(v)s"), { v: serving.version }, true);
+    $("stat-feedback-sub").textContent = interpolate(
+      gettext("feedback pool %(n)s (validated, not yet learnt by the serving model) · %(model)s"),
+      { n: p.feedback_pool, model }, true);
   }
 
   const WORDS = {
