@@ -312,6 +312,38 @@ def test_workspace_conflict_and_validation_errors_in_words(page, live_server, wo
     assert not Annotation.objects.filter(document=doc).exists()
 
 
+def test_workspace_goes_on_after_the_item_was_saved_in_another_tab(page, live_server, world, model):
+    """Two tabs of one annotator show the same item; once one saves it, the other says so
+    and offers the next document (Enter), or moves on by itself (S)."""
+    first = queue_document(world.project, model, "张三在北京。", [], 0.9)
+    second = queue_document(world.project, model, "李四在上海。", [], 0.8)
+    third = queue_document(world.project, model, "王五在杭州。", [], 0.7)
+    open_workspace(page, live_server, world)
+    other = page.context.new_page()
+    other.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/")
+    other.wait_for_selector(f"#doc-view[data-doc-id='{first.pk}']")
+    other.wait_for_timeout(300)
+    other.keyboard.press("Enter")  # saved in the other tab
+    other.wait_for_selector(f"#doc-view[data-doc-id='{second.pk}']")
+    other.close()
+
+    page.bring_to_front()
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#btn-next-item")
+    assert "另一个标签页" in page.inner_text("#ws-status")
+    page.click("#btn-next-item")
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId !== '{first.pk}'")
+    shown = shown_doc(page)
+    assert shown in (second.pk, third.pk)
+
+    # Its claim lapsed and someone else took it: S goes on instead of a dead end.
+    Document.objects.filter(pk=shown).update(assignee=world.admin)
+    page.keyboard.press("s")
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId !== '{shown}'")
+    assert "不再由你审阅" in page.inner_text("#ws-status")
+
+
 def test_workspace_double_enter_submits_once(page, live_server, world, model):
     first = queue_document(world.project, model, "张三在北京。", [], 0.9)
     second = queue_document(world.project, model, "李四在上海。", [], 0.5)

@@ -82,10 +82,22 @@
   }
 
   function sayError(err) {
-    const message = N.describeError(err);
-    // A refused submission leaves the annotator's work where it was: say so.
-    const kept = err && err.status === 409 ? " " + gettext("Your spans are still on the page.") : "";
-    say(message + kept, "error");
+    say(N.describeError(err), "error");
+  }
+
+  /** A queue item that is no longer this annotator's to save (saved in another tab or by
+   * someone else, or its claim lapsed): say so, and offer the next one. */
+  function offerNext(err, spansKept) {
+    const kept = spansKept ? " " + gettext("Your spans are still on the page.") : "";
+    say(N.describeError(err) + kept, "error");
+    if (documentMode) return;
+    const next = document.createElement("button");
+    next.type = "button";
+    next.id = "btn-next-item";
+    next.className = "btn btn-small";
+    next.textContent = gettext("Next document");
+    next.addEventListener("click", () => advance());
+    statusLine.append(" ", next);
   }
 
   // ---- rendering ------------------------------------------------------------------------
@@ -726,7 +738,8 @@
       }
       await advance();
     } catch (err) {
-      sayError(err);
+      if (err instanceof N.ApiError && err.status === 409) offerNext(err, true);
+      else sayError(err);
     } finally {
       state.submitting = false;
       $("btn-submit").disabled = false;
@@ -742,7 +755,13 @@
       say(interpolate(gettext("Skipped document #%(id)s."), { id: doc.id }, true));
       await advance();
     } catch (err) {
-      sayError(err);
+      if (err instanceof N.ApiError && err.code === "E105") {
+        // not ours any more: skipping it is moot, so go on to the next one
+        say(gettext("That document is no longer yours to review (saved elsewhere, or its time ran out): here is the next one."));
+        await advance();
+      } else {
+        sayError(err);
+      }
     } finally {
       state.submitting = false;
     }
