@@ -159,6 +159,7 @@ def test_import_and_export_pages(page, live_server, world):
     page.wait_for_function(
         "document.getElementById('import-status').textContent.includes('另有 2 个问题')"
     )
+    assert "请勾选" in page.inner_text("#import-status")  # how to fix it, in the page's words
 
     page.goto(f"{live_server.url}/projects/{world.project.pk}/export/")
     page.check("#x-annotated")

@@ -344,6 +344,15 @@ def test_workspace_goes_on_after_the_item_was_saved_in_another_tab(page, live_se
     assert "不再由你审阅" in page.inner_text("#ws-status")
 
 
+def test_workspace_claims_nothing_for_a_mangled_document_link(page, live_server, world, model):
+    queue_document(world.project, model, "张三在北京。", [], 0.9)
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/?document=abc")
+    page.wait_for_selector("#ws-status.error")
+    assert "没有文档" in page.inner_text("#ws-status")
+    assert not Document.objects.filter(assignee=world.annotator).exists()
+
+
 def test_workspace_double_enter_submits_once(page, live_server, world, model):
     first = queue_document(world.project, model, "张三在北京。", [], 0.9)
     second = queue_document(world.project, model, "李四在上海。", [], 0.5)

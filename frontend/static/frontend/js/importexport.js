@@ -59,7 +59,11 @@
         say("import-status", await nextStep(), "ok");
       } catch (err) {
         $("import-result").hidden = true;
-        say("import-status", N.describeError(err), "error");
+        let message = N.describeError(err);
+        if (err.code === "E103" && /is not in the schema/.test(JSON.stringify(err.detail || ""))) {
+          message += " " + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”.");
+        }
+        say("import-status", message, "error");
       } finally {
         $("btn-upload").disabled = false;
       }

@@ -817,6 +817,12 @@
       sayError(err);
       return;
     }
+    if (opened !== null && !documentMode) {
+      // a mangled link (?document=abc): say so rather than start claiming queue items
+      say(interpolate(gettext("There is no document %(id)s: open one from the documents page."),
+        { id: JSON.stringify(opened) }, true), "error");
+      return;
+    }
     if (documentMode) {
       $("back-to-list").href = returnPage();
       if (backToQueue) $("back-to-list").textContent = gettext("Back to the queue");
