@@ -163,7 +163,10 @@ def test_dashboard_shows_the_default_model_a_first_version_must_beat(page, live_
     assert page.get_attribute("#f1-chart line.default-bar", "data-f1") == "0.9853"
     assert "0.985" in page.inner_text("#chart-active")
     # the number the retraining trigger compares with the threshold
-    assert page.inner_text("#stat-feedback") == f"0 / {world.project.retrain_threshold}"
+    page.wait_for_function(
+        "document.getElementById('stat-feedback').textContent === "
+        f"'0 / {world.project.retrain_threshold}'"
+    )
     # a candidate's point is a ring of its series' colour, not a dark ring on the dark page
     ring = page.locator("#f1-chart circle.point[data-series='__overall']").first
     assert ring.get_attribute("fill") == "#0b1020"  # hollow
