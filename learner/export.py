@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ from annotation.spans import Example
 from inference import bundle as bundle_files
 
 from .evaluation import evaluate
-from .training import TrainedModel, labels_of
+from .training import WEIGHTS_FILE, TrainedModel, labels_of
 
 OPSET = 17
 WINDOW_OVERLAP = 32
@@ -103,6 +102,31 @@ def score_bundle(folder: str | os.PathLike, examples: Sequence[Example], int8: b
     return evaluate([ex.spans for ex in examples], predicted)
 
 
+# The files an export writes (a half-written bundle holds some of them).
+BUNDLE_FILES = {
+    bundle_files.MODEL, bundle_files.MODEL_INT8, bundle_files.VOCAB, bundle_files.LEXICON,
+    bundle_files.LABELS, bundle_files.CRF, bundle_files.CONFIG, bundle_files.METRICS,
+    bundle_files.MANIFEST, bundle_files.MANIFEST + ".tmp", "gazetteer.txt", WEIGHTS_FILE,
+}  # fmt: skip
+
+
+def check_overwritable(folder: Path) -> None:
+    """Raise FileExistsError unless ``folder`` holds a bundle and nothing else, so that
+    ``--out . --overwrite`` cannot delete a repository or the training data."""
+    strangers = sorted(p.name for p in folder.iterdir() if p.name not in BUNDLE_FILES or p.is_dir())
+    if strangers:
+        shown = ", ".join(strangers[:5]) + (" ..." if len(strangers) > 5 else "")
+        raise FileExistsError(
+            f"{folder} holds more than a model bundle ({shown}); it is not overwritten"
+        )
+
+
+def _remove_old_bundle(folder: Path) -> None:
+    check_overwritable(folder)
+    for path in folder.iterdir():
+        path.unlink()
+
+
 def export_bundle(
     trained: TrainedModel,
     folder: str | os.PathLike,
@@ -116,10 +140,12 @@ def export_bundle(
     """Write the bundle; ``evaluations`` maps a split name (``dev``, ``test``) to examples
     scored through the engine in fp32 and INT8. The last split named is the headline."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a bundle folder")
     if folder.exists() and any(folder.iterdir()):
         if not overwrite:
             raise FileExistsError(f"bundle folder {folder} is not empty")
-        shutil.rmtree(folder)
+        _remove_old_bundle(folder)
     folder.mkdir(parents=True, exist_ok=True)
     created = datetime.now(UTC).isoformat(timespec="seconds")
     trained.save(folder)  # vocab.json, lexicon.txt, config.json["features"], model.pt

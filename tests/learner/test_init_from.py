@@ -105,3 +105,35 @@ def test_init_from_trains_exports_and_serves(checkpoint, sentences, tmp_path):
     engine = ModelBundle(tmp_path / "bundle", int8=False, threads=1).load()
     served = [[(e.start, e.end, e.label) for e in p.entities] for p in engine.predict(texts)]
     assert served == [[tuple(s) for s in spans] for spans in model.predict(texts)]
+
+
+def test_init_from_on_the_command_line_says_what_it_trains(checkpoint, sentences, tmp_path):
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    from annotation.formats import write_file
+
+    folder, _ = checkpoint
+    write_file(tmp_path / "train.jsonl", sentences, "jsonl")
+    common = ["--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "train.jsonl")]
+    with pytest.raises(CommandError, match="Hugging Face checkpoint: it trains hf_crf, not"):
+        call_command("train", *common, "--out", str(tmp_path / "x"), "--init-from", str(folder),
+                     "--arch", "transformer_crf")  # fmt: skip
+    out = io.StringIO()
+    call_command("train", *common, "--out", str(tmp_path / "hf"), "--init-from", str(folder),
+                 "--epochs", "1", "--threads", "1", "--no-int8", "--quiet", stdout=out)  # fmt: skip
+    assert out.getvalue().startswith("training hf_crf on 40 sentences")
+
+    # a nerloop bundle of other labels: the asked-for warm start is refused, not dropped
+    from annotation.spans import Example, Span
+
+    other = [Example(ex.text, [Span(s.start, s.end, "X") for s in ex.spans]) for ex in sentences]
+    write_file(tmp_path / "other.jsonl", other, "jsonl")
+    with pytest.raises(
+        CommandError,
+        match=r"same labels; only in the model: \[.*NAME.*\], only in the training data: \['X'\]",
+    ):
+        call_command("train", "--train", str(tmp_path / "other.jsonl"), "--dev",
+                     str(tmp_path / "other.jsonl"), "--out", str(tmp_path / "y"),
+                     "--init-from", str(tmp_path / "hf"))  # fmt: skip

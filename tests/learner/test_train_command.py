@@ -49,6 +49,13 @@ def test_train_command_prints_epochs_and_writes_a_bundle(files):
         (["--hparams", "{bad"], "hparams"),
         (["--epochs", "0"], "--epochs must be at least 1"),
         (["--patience", "-1"], "--patience must be 0"),
+        (["--hparams", "[1, 2]"], "must be a JSON object"),
+        (["--hparams", '{"hiden": 64}'], "hiden unknown to bilstm_crf; known: bigram_dim"),
+        (["--arch", "hf_crf"], "needs --init-from"),
+        (["--init-from", "nowhere"], "no such folder"),
+        (["--init-from", "bundle"], "neither a nerloop bundle nor a Hugging Face checkpoint"),
+        (["--out", "train.jsonl"], "is a file"),
+        (["--out", "bundle", "--overwrite"], "holds more than a model bundle"),
     ],
 )
 def test_train_command_refuses_bad_input(files, extra, problem):
@@ -56,17 +63,27 @@ def test_train_command_refuses_bad_input(files, extra, problem):
         call_command("train", "--train", str(files / "nope.json"), "--dev", "x", "--out", "y")
     (files / "bundle").mkdir()
     (files / "bundle" / "keep.txt").write_text("x")
-    args = {"--out": "other", **dict(zip(extra[::2], extra[1::2], strict=True))}
-    args["--out"] = str(files / args["--out"])
+    flags = [item for item in extra if item == "--overwrite"]
+    pairs = [item for item in extra if item != "--overwrite"]
+    args = {
+        "--out": "other",
+        "--hparams": HPARAMS,
+        **dict(zip(pairs[::2], pairs[1::2], strict=True)),
+    }
+    for path_option in ("--out", "--init-from"):
+        if path_option in args:
+            args[path_option] = str(files / args[path_option])
     with pytest.raises(CommandError, match=problem):
         call_command(
             "train",
             "--train", str(files / "train.jsonl"),
             "--dev", str(files / "dev.conll"),
             *[item for pair in args.items() for item in pair],
+            *flags,
         )  # fmt: skip
     assert not (files / "other").exists()
-    assert (files / "bundle" / "keep.txt").exists()
+    assert (files / "bundle" / "keep.txt").exists()  # --overwrite never deletes other files
+    assert (files / "train.jsonl").exists()
 
 
 def test_train_command_hints_at_repair_for_conll_tags_only(files):
@@ -74,7 +91,8 @@ def test_train_command_hints_at_repair_for_conll_tags_only(files):
     (files / "bad.jsonl").write_text(
         '{"text": "abc", "entities": [{"start": 0, "end": 9, "label": "X"}]}\n'
     )
-    for name, hinted in (("bad.conll", True), ("bad.jsonl", False)):
+    (files / "prose.conll").write_text("this is prose, not tags\n", encoding="utf-8")
+    for name, hinted in (("bad.conll", True), ("bad.jsonl", False), ("prose.conll", False)):
         with pytest.raises(CommandError) as error:
             call_command(
                 "train", "--train", str(files / name), "--dev", str(files / "dev.conll"),

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.formats import FormatError
+from learner.management.commands.train import DefaultsHelpFormatter
+from learner.nets import ARCHITECTURES
 
 
 class Command(BaseCommand):
@@ -22,6 +24,10 @@ class Command(BaseCommand):
         "of select, label, retrain (warm start) and evaluate, per strategy and repeat. Writes "
         "simulation.csv/.json and an F1-vs-labelled-characters plot to --out; prints a table."
     )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        return super().create_parser(prog_name, subcommand, **kwargs)
 
     def add_arguments(self, parser):
         from learner.selection import STRATEGIES, UNITS
@@ -57,7 +63,9 @@ class Command(BaseCommand):
         parser.add_argument("--rounds", type=int, default=defaults.rounds)
         parser.add_argument("--repeats", type=int, default=defaults.repeats)
         parser.add_argument("--seed", type=int, default=defaults.seed)
-        parser.add_argument("--arch", default=defaults.arch)
+        parser.add_argument(
+            "--arch", default=defaults.arch, choices=sorted(set(ARCHITECTURES) - {"hf_crf"})
+        )
         parser.add_argument(
             "--new-share",
             type=float,

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
 from annotation.formats import FormatError, guess_format, read_file
 from learner.nets import ARCHITECTURES
+
+
+class DefaultsHelpFormatter(DjangoHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Django's help layout, with each option's default."""
 
 
 class Command(BaseCommand):
@@ -17,6 +22,10 @@ class Command(BaseCommand):
         "F1, and write a model bundle (ONNX, INT8, vocabulary, CRF, metrics, manifest) to --out."
     )
 
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
     def add_arguments(self, parser):
         parser.add_argument("--train", required=True, help="training file")
         parser.add_argument("--dev", required=True, help="dev file: early stopping, model choice")
@@ -24,7 +33,11 @@ class Command(BaseCommand):
         parser.add_argument("--out", required=True, help="bundle folder to write")
         parser.add_argument("--format", help="force a file format (detected by default)")
         parser.add_argument(
-            "--arch", default="bilstm_crf", choices=sorted(ARCHITECTURES), help="architecture"
+            "--arch",
+            default=None,
+            choices=sorted(ARCHITECTURES),
+            help="architecture (default: bilstm_crf; hf_crf when --init-from is a Hugging Face "
+            "checkpoint)",
         )
         parser.add_argument("--epochs", type=int, default=30)
         parser.add_argument("--patience", type=int, default=5)
@@ -45,7 +58,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def handle(self, *args, **opts):
-        from learner.export import export_bundle
+        from learner.export import check_overwritable, export_bundle
         from learner.training import TrainOptions, train
 
         def conll(path) -> bool:
@@ -60,7 +73,9 @@ class Command(BaseCommand):
             except FileNotFoundError:
                 raise CommandError(f"{path}: no such file") from None
             except FormatError as exc:
-                hint = " (use --repair to fix ill-formed tag sequences)" if conll(path) else ""
+                # only an ill-formed tag sequence can be repaired, and only once
+                fixable = conll(path) and exc.message.endswith(" tags)") and not opts["repair"]
+                hint = " (use --repair to fix ill-formed tag sequences)" if fixable else ""
                 raise CommandError(f"{exc}{hint}") from None
 
         train_examples = load(opts["train"])
@@ -72,12 +87,24 @@ class Command(BaseCommand):
         if opts["patience"] < 0:
             raise CommandError("--patience must be 0 (no early stopping) or more")
         out = Path(opts["out"])
-        if out.exists() and any(out.iterdir()) and not opts["overwrite"]:
-            raise CommandError(f"{out} is not empty (use --overwrite)")
+        if out.exists() and not out.is_dir():
+            raise CommandError(f"--out {out} is a file; name a folder for the bundle")
+        if out.exists() and any(out.iterdir()):
+            if not opts["overwrite"]:
+                raise CommandError(
+                    f"{out} is not empty (use --overwrite to replace a bundle there)"
+                )
+            try:
+                check_overwritable(out)  # before hours of training, not after
+            except FileExistsError as exc:
+                raise CommandError(str(exc)) from None
         try:
             hparams = json.loads(opts["hparams"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--hparams is not JSON: {exc}") from None
+        if not isinstance(hparams, dict):
+            raise CommandError('--hparams must be a JSON object, e.g. {"hidden": 128}')
+        arch = self._architecture(opts["arch"], opts["init_from"], train_examples, hparams)
         options = TrainOptions(
             epochs=opts["epochs"],
             patience=opts["patience"],
@@ -91,10 +118,10 @@ class Command(BaseCommand):
             progress=not opts["quiet"],
         )
         self.stdout.write(
-            f"training {opts['arch']} on {len(train_examples)} sentences, "
+            f"training {arch} on {len(train_examples)} sentences, "
             f"dev {len(dev_examples)}" + (f", test {len(test_examples)}" if test_examples else "")
         )
-        trained = train(train_examples, dev_examples, opts["arch"], options, log=self.stdout.write)
+        trained = train(train_examples, dev_examples, arch, options, log=self.stdout.write)
         summary = trained.summary
         self.stdout.write(
             f"best dev F1 {summary['dev_f1']:.4f} at epoch {summary['best_epoch']} "
@@ -103,9 +130,12 @@ class Command(BaseCommand):
         evaluations = {"dev": dev_examples}
         if test_examples:
             evaluations["test"] = test_examples
-        export_bundle(
-            trained, out, evaluations, int8=not opts["no_int8"], overwrite=opts["overwrite"]
-        )
+        try:
+            export_bundle(
+                trained, out, evaluations, int8=not opts["no_int8"], overwrite=opts["overwrite"]
+            )
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise CommandError(str(exc)) from None
         metrics = json.loads((out / "metrics.json").read_text("utf-8"))
         for split, scores in metrics["splits"].items():
             line = (
@@ -118,3 +148,52 @@ class Command(BaseCommand):
             for label, row in scores["per_type"].items():
                 self.stdout.write(f"  {label:<14} F1 {row['f1']:.4f}  support {row['support']}")
         self.stdout.write(self.style.SUCCESS(f"bundle written to {out}"))
+
+    def _architecture(self, arch, init_from, train_examples, hparams) -> str:
+        """The architecture to train, checked against --init-from and --hparams before any
+        training: a warm start asked for on the command line is not silently dropped."""
+        from learner.training import TrainedModel, is_hf_checkpoint, label_tags
+
+        if init_from is None:
+            if arch == "hf_crf":
+                raise CommandError(
+                    "--arch hf_crf needs --init-from PATH (a Hugging Face checkpoint)"
+                )
+            arch = arch or "bilstm_crf"
+        elif not Path(init_from).is_dir():
+            raise CommandError(f"--init-from {init_from}: no such folder")
+        elif is_hf_checkpoint(init_from):
+            if arch not in (None, "hf_crf"):
+                raise CommandError(
+                    f"--init-from {init_from} is a Hugging Face checkpoint: it trains hf_crf, "
+                    f"not {arch}"
+                )
+            arch = "hf_crf"
+        else:
+            try:
+                old = TrainedModel.load(init_from)
+            except (FileNotFoundError, KeyError, ValueError) as exc:
+                raise CommandError(
+                    f"--init-from {init_from} is neither a nerloop bundle nor a Hugging Face "
+                    f"checkpoint ({exc})"
+                ) from None
+            arch = arch or old.arch
+            if old.arch != arch:
+                raise CommandError(f"--init-from {init_from} is a {old.arch} model, not {arch}")
+            labels = {span.label for ex in train_examples for span in ex.spans}
+            if old.tags != label_tags(labels):
+                had = {tag.split("-", 1)[1] for tag in old.tags if tag != "O"}
+                raise CommandError(
+                    f"--init-from {init_from}: a warm start needs the same labels; only in the "
+                    f"model: {sorted(had - labels) or 'none'}, only in the training data: "
+                    f"{sorted(labels - had) or 'none'}"
+                )
+        if arch != "hf_crf":
+            known = ARCHITECTURES[arch].defaults
+            unknown = sorted(set(hparams) - set(known))
+            if unknown:
+                raise CommandError(
+                    f"--hparams: {', '.join(unknown)} unknown to {arch}; known: "
+                    f"{', '.join(sorted(known))}"
+                )
+        return arch
