@@ -102,8 +102,8 @@ def read_json(folder: str | os.PathLike, name: str) -> Any:
 def verify(folder: str | os.PathLike) -> dict[str, str]:
     """Check every file against ``manifest.json``; raise BundleError naming the first problem.
 
-    Problems: no manifest, a required file not listed, a listed file missing, a file whose
-    sum differs, a file present but not listed. Returns the manifest's name -> sha256.
+    Problems: no manifest, a required file not listed, a name outside the bundle, a listed
+    file missing, a file whose sum differs, a file present but not listed. Returns the manifest's name -> sha256.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -117,6 +117,8 @@ def verify(folder: str | os.PathLike) -> dict[str, str]:
             raise BundleError(f"required file {name} is not listed in {MANIFEST} of {root}", root)
     for name in sorted(sums):
         path = root / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise BundleError(f"{MANIFEST} of {root} names {name!r}, outside the bundle", root)
         if not path.is_file():
             raise BundleError(f"{name} is listed in {MANIFEST} but missing from {root}", path)
         if sha256_file(path) != sums[name]:

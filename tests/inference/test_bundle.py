@@ -56,6 +56,15 @@ def test_bundle_manifest_must_list_required_files(tiny_bundle):
         bundle.verify(tiny_bundle)
 
 
+@pytest.mark.parametrize("name", ["../elsewhere/model.onnx", "/etc/passwd"])
+def test_bundle_manifest_may_not_name_files_outside_the_bundle(tiny_bundle, name):
+    manifest = json.loads((tiny_bundle / bundle.MANIFEST).read_text())
+    manifest["files"][name] = "0" * 64
+    (tiny_bundle / bundle.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="outside the bundle"):
+        bundle.verify(tiny_bundle)
+
+
 def test_bundle_missing_folder_is_refused(tmp_path):
     with pytest.raises(BundleError, match="does not exist"):
         bundle.verify(tmp_path / "nowhere")
