@@ -49,18 +49,29 @@ TARGET_BUDGET = 0.30  # "... with at most 30% of the characters"
 
 @dataclass
 class Corpus:
+    """``pool``: what the oracle may label; ``stop``: labelled sentences held out of the pool
+    that early stopping scores (what a project's eval split is to the platform); ``eval``: the
+    corpus's evaluation set, which only the reported F1 sees."""
+
     name: str
     pool: list[Example]
     eval: list[Example]
     labels: list[str]
+    stop: list[Example] = field(default_factory=list)
 
     @property
     def pool_chars(self) -> int:
         return sum(len(ex.text) for ex in self.pool)
 
 
-def load_corpus(name: str, train_path: str | Path, eval_path: str | Path) -> Corpus:
-    """Pool and evaluation examples; empty texts are dropped (nothing to label in them)."""
+def load_corpus(
+    name: str, train_path: str | Path, eval_path: str | Path, stop_sentences: int = 500
+) -> Corpus:
+    """Pool, stopping and evaluation examples; empty texts are dropped (nothing to label).
+
+    ``stop_sentences`` random sentences of the training file (at most a fifth of it, always
+    the same ones) are held out of the pool for early stopping, so that choosing the epoch
+    never looks at the evaluation set the reported F1 comes from."""
     from annotation.formats import read_file
 
     pool = [ex for ex in read_file(train_path, strict=False) if ex.text]
@@ -68,7 +79,11 @@ def load_corpus(name: str, train_path: str | Path, eval_path: str | Path) -> Cor
     if not pool or not held_out:
         raise ValueError(f"{name}: the pool and the evaluation set must both have sentences")
     labels = sorted({s.label for ex in pool + held_out for s in ex.spans})
-    return Corpus(name, pool, held_out, labels)
+    size = min(stop_sentences, len(pool) // 5)
+    picked = set(np.random.default_rng(12345).choice(len(pool), size=size, replace=False).tolist())
+    stop = [ex for i, ex in enumerate(pool) if i in picked]
+    pool = [ex for i, ex in enumerate(pool) if i not in picked]
+    return Corpus(name, pool, held_out, labels, stop)
 
 
 @dataclass
@@ -85,7 +100,7 @@ class SimulationOptions:
     arch: str = "bilstm_crf"
     new_share: float = 0.15  # at most this share of an incremental round's data is new
     min_epoch_sentences: int = MIN_EPOCH_SENTENCES  # small sets repeat up to this per epoch
-    stop_sentences: int = 500  # evaluation sentences early stopping scores (0: all of them)
+    stop_sentences: int = 500  # pool sentences held out for early stopping (load_corpus)
     # a seed set of 2% still improved at epoch 20 (patience 3), and warm rounds stopped at
     # 8 epochs while improving: both caps cost F1 at every point, random's and the strategies'
     first_epochs: int = 40
@@ -117,7 +132,7 @@ class SimulationOptions:
         for name in ("repeats", "threads", "first_epochs", "epochs", "full_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("rounds", "first_patience", "patience", "full_patience"):
+        for name in ("rounds", "first_patience", "patience", "full_patience", "stop_sentences"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
@@ -214,13 +229,9 @@ def _train(
 
 
 def stopping_set(corpus: Corpus, options: SimulationOptions) -> list[Example]:
-    """The evaluation sentences early stopping looks at: a fixed random sample (the same for
-    every run), so per-epoch scoring stays cheap; reported F1 uses the whole evaluation set."""
-    size = options.stop_sentences
-    if not size or size >= len(corpus.eval):
-        return corpus.eval
-    picked = np.random.default_rng(12345).choice(len(corpus.eval), size=size, replace=False)
-    return [corpus.eval[i] for i in sorted(picked)]
+    """What early stopping scores: the sentences held out of the pool (never the evaluation
+    set); a corpus built without any falls back to the evaluation set."""
+    return corpus.stop or corpus.eval
 
 
 def _evaluate(corpus: Corpus, model) -> dict:

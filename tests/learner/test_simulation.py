@@ -146,3 +146,19 @@ def test_simulate_al_command_writes_table_csv_json_and_plot(datasets_dir, tmp_pa
     assert results["corpora"]["pool"]["full"]["f1"] >= 0
     assert {s["strategy"] for s in results["summary"]} == {"random", "entropy_kmeans"}
     assert (out / "simulation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "72 sentences" in printed and "18 held out for early stopping" in printed
+
+
+def test_simulation_never_stops_early_on_the_evaluation_set(datasets_dir, tmp_path):
+    """Early stopping scores sentences held out of the pool, never the evaluation set the
+    reported F1 comes from (the same ones every time)."""
+    pool, held_out = tmp_path / "pool.jsonl", tmp_path / "eval.jsonl"
+    write_file(pool, resume_examples(datasets_dir, limit=200), "jsonl")
+    write_file(held_out, resume_examples(datasets_dir, "dev.char.bmes", limit=30), "jsonl")
+    corpus = simulation.load_corpus("c", pool, held_out, stop_sentences=25)
+    again = simulation.load_corpus("c", pool, held_out, stop_sentences=25)
+    assert len(corpus.stop) == 25 and len(corpus.pool) == 175
+    assert [ex.text for ex in corpus.stop] == [ex.text for ex in again.stop]
+    stop = simulation.stopping_set(corpus, simulation.SimulationOptions())
+    assert stop == corpus.stop
+    assert all(ex not in corpus.eval for ex in stop)  # taken out of the pool, not the eval set

@@ -76,8 +76,8 @@ class Command(BaseCommand):
             "--stop-sentences",
             type=int,
             default=defaults.stop_sentences,
-            help="evaluation sentences early stopping scores each epoch (0: all); F1 is "
-            "reported on the whole evaluation set",
+            help="training-file sentences held out of the pool for early stopping (at most "
+            "a fifth of it); the evaluation set is used for the reported F1 only",
         )
         parser.add_argument(
             "--epochs", type=int, default=defaults.epochs, help="per warm-started round"
@@ -163,7 +163,7 @@ class Command(BaseCommand):
         corpora = []
         for name, train_path, eval_path in sources:
             try:
-                corpora.append(load_corpus(name, train_path, eval_path))
+                corpora.append(load_corpus(name, train_path, eval_path, options.stop_sentences))
             except FileNotFoundError as exc:
                 raise CommandError(f"{name}: {exc}") from None
             except (FormatError, ValueError) as exc:
@@ -171,7 +171,8 @@ class Command(BaseCommand):
         for corpus in corpora:
             self.stdout.write(
                 f"{corpus.name}: pool {len(corpus.pool)} sentences / {corpus.pool_chars} "
-                f"characters, eval {len(corpus.eval)} sentences, {len(corpus.labels)} types"
+                f"characters, {len(corpus.stop)} held out for early stopping, eval "
+                f"{len(corpus.eval)} sentences, {len(corpus.labels)} types"
             )
         results = simulate(corpora, options, jobs=opts["jobs"])
         written = write_outputs(results, opts["out"])
