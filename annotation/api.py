@@ -249,8 +249,10 @@ class AnnotationView(APIView):
     def get(self, request, project_id, document_id):
         annotation = getattr(self.document(document_id), "annotation", None)
         if annotation is None:
-            empty = {"spans": [], "revision": 0, "validated": False}
-            return Response({**empty, "annotator": None, "created": None, "updated": None})
+            return Response(
+                {"spans": [], "revision": 0, "validated": False, "annotator": None,
+                 "created": None, "updated": None}
+            )  # fmt: skip
         return Response(AnnotationSerializer(annotation).data)
 
     @extend_schema(request=SubmitSerializer, responses=AnnotationSerializer)

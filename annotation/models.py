@@ -27,7 +27,6 @@ DEFAULT_LABELS = [
     {"name": "LOC", "color": "#13c2c2", "hotkey": "2"},
     {"name": "ORG", "color": "#fadb14", "hotkey": "3"},
 ]
-# Extra colours handed to labels created without one, in order.
 # Colours of labels created without one: twelve that read apart on the UI's dark background
 PALETTE = [
     "#a78bfa", "#34d399", "#fb923c", "#f472b6", "#60a5fa", "#a3e635",

@@ -39,8 +39,8 @@ class ProjectSerializer(serializers.ModelSerializer):
             "retrain_threshold": {
                 "min_value": 0,
                 "max_value": 1_000_000,
-                "help_text": "validated annotations in the feedback pool that start a retrain; "
-                "0: only when an admin starts one",
+                "help_text": "validated annotations since the last training run that start "
+                "another; 0: only when an admin starts one",
             },
             "batch_size": {"min_value": 1, "max_value": 1000},
         }

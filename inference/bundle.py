@@ -103,7 +103,8 @@ def verify(folder: str | os.PathLike) -> dict[str, str]:
     """Check every file against ``manifest.json``; raise BundleError naming the first problem.
 
     Problems: no manifest, a required file not listed, a name outside the bundle, a listed
-    file missing, a file whose sum differs, a file present but not listed. Returns the manifest's name -> sha256.
+    file missing, a file whose sum differs, a file present but not listed. Returns the
+    manifest's name -> sha256.
     """
     root = Path(folder)
     if not root.is_dir():

@@ -108,8 +108,8 @@ def _edge(char: str) -> bool:
 def trimmed_entities(text: str, spans) -> list[Entity]:
     """Entities of ``(start, end, label, score)`` spans, trimmed of blanks, symbols and emoji
     at their edges. A model that saw few such characters in training may reach over them
-    (" 张伟", "😀李", half of a flag); a mention never starts or ends with one, and trimming
-    never leaves half an emoji sequence inside a span. A span of nothing else is dropped."""
+    (" 张伟", "😀李", half of a flag); a mention never starts or ends with one. A span of
+    nothing else is dropped."""
     entities = []
     for start, end, label, score in spans:
         while start < end and _edge(text[start]):

@@ -218,7 +218,7 @@ def _train(
     started = time.monotonic()
     model = train(
         oversample(examples, options.min_epoch_sentences),
-        stopping_set(corpus, options),
+        stopping_set(corpus),
         options.arch,
         train_options,
         warm,
@@ -228,9 +228,9 @@ def _train(
     return model, time.monotonic() - started
 
 
-def stopping_set(corpus: Corpus, options: SimulationOptions) -> list[Example]:
+def stopping_set(corpus: Corpus) -> list[Example]:
     """What early stopping scores: the sentences held out of the pool (never the evaluation
-    set); a corpus built without any falls back to the evaluation set."""
+    set); with none held out (``--stop-sentences 0``) it is the evaluation set."""
     return corpus.stop or corpus.eval
 
 

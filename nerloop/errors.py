@@ -86,7 +86,7 @@ def _first_problem(detail) -> str:
     return f"{where}: {detail}" if where else str(detail) or "request failed"
 
 
-def api_not_found(request, path=""):
+def api_not_found(request):
     """Any URL under /api/ that names no endpoint: the API's JSON error, not an HTML page."""
     message = f"no API endpoint at {request.path}; see /api/docs/"
     body = {"error": {"code": "not_found", "message": message, "detail": message}}

@@ -159,6 +159,6 @@ def test_simulation_never_stops_early_on_the_evaluation_set(datasets_dir, tmp_pa
     again = simulation.load_corpus("c", pool, held_out, stop_sentences=25)
     assert len(corpus.stop) == 25 and len(corpus.pool) == 175
     assert [ex.text for ex in corpus.stop] == [ex.text for ex in again.stop]
-    stop = simulation.stopping_set(corpus, simulation.SimulationOptions())
+    stop = simulation.stopping_set(corpus)
     assert stop == corpus.stop
     assert all(ex not in corpus.eval for ex in stop)  # taken out of the pool, not the eval set

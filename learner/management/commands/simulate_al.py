@@ -77,7 +77,8 @@ class Command(BaseCommand):
             type=int,
             default=defaults.stop_sentences,
             help="training-file sentences held out of the pool for early stopping (at most "
-            "a fifth of it); the evaluation set is used for the reported F1 only",
+            "a fifth of it); the evaluation set is used for the reported F1 only (0: stop on "
+            "the evaluation set too)",
         )
         parser.add_argument(
             "--epochs", type=int, default=defaults.epochs, help="per warm-started round"

@@ -143,7 +143,7 @@
   // for the particular case follow.
   const CODE_TITLES = {
     E101: gettext("Invalid spans"),
-    E102: gettext("Someone else annotated this document since you loaded it"),  // or another tab
+    E102: gettext("This document was saved elsewhere since you loaded it (by someone else, or in another tab)"),
     E103: gettext("The documents could not be imported"),
     E104: gettext("The label is still used by annotations and cannot be removed"),
     E105: gettext("This queue item is not assigned to you"),

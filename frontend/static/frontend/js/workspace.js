@@ -85,11 +85,10 @@
     say(N.describeError(err), "error");
   }
 
-  /** A queue item that is no longer this annotator's to save (saved in another tab or by
-   * someone else, or its claim lapsed): say so, and offer the next one. */
-  function offerNext(err, spansKept) {
-    const kept = spansKept ? " " + gettext("Your spans are still on the page.") : "";
-    say(N.describeError(err) + kept, "error");
+  /** A refused save of an item saved elsewhere (another tab, someone else) or no longer
+   * held: say so, keep the annotator's spans on the page, and offer the next item. */
+  function offerNext(err) {
+    say(N.describeError(err) + " " + gettext("Your spans are still on the page."), "error");
     if (documentMode) return;
     const next = document.createElement("button");
     next.type = "button";
@@ -738,7 +737,7 @@
       }
       await advance();
     } catch (err) {
-      if (err instanceof N.ApiError && err.status === 409) offerNext(err, true);
+      if (err instanceof N.ApiError && err.status === 409) offerNext(err);
       else sayError(err);
     } finally {
       state.submitting = false;
