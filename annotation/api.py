@@ -21,13 +21,14 @@ from drf_spectacular.utils import (
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.exceptions import NotAuthenticated, NotFound, Throttled
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from nerloop import logins
 from nerloop.parsers import StrictJSONParser
 
 from . import exporting, importing, progress, queue
@@ -54,7 +55,8 @@ from .serializers import (
 class TokenView(ObtainAuthToken):
     """POST ``{"username", "password"}`` gives the user's API token; DELETE (authenticated)
     revokes the caller's token, and the next POST makes a new one. Changing a password also
-    revokes it (``annotation.tokens``)."""
+    revokes it (``annotation.tokens``). An address with too many wrong passwords gets 429
+    (``nerloop.logins``)."""
 
     parser_classes = [StrictJSONParser, FormParser]
     authentication_classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
@@ -67,6 +69,8 @@ class TokenView(ObtainAuthToken):
         responses={200: inline_serializer("TokenAnswer", {"token": serializers.CharField()})},
     )
     def post(self, request, *args, **kwargs):
+        if wait := logins.seconds_locked(request):
+            raise Throttled(wait, detail="too many failed logins from this address.")
         return super().post(request, *args, **kwargs)
 
     @extend_schema(request=None, responses={204: None})

@@ -6,6 +6,9 @@ class AnnotationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from .tokens import connect
+        from nerloop import logins
 
-        connect()
+        from . import tokens
+
+        tokens.connect()
+        logins.connect()

@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from frontend import views
+from frontend.forms import LoginForm
 
 app_name = "frontend"
 
@@ -12,7 +13,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path(
         "login/",
-        auth_views.LoginView.as_view(template_name="frontend/login.html"),
+        auth_views.LoginView.as_view(
+            template_name="frontend/login.html", authentication_form=LoginForm
+        ),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),

@@ -73,6 +73,10 @@ IMPORT_MAX_BYTES = env_int("NERLOOP_IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimu
 IMPORT_MAX_CHARS = env_int("NERLOOP_IMPORT_MAX_CHARS", 100_000, minimum=1)
 # Largest non-file request body (JSON bulk document creation), in bytes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NERLOOP_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
+# Wrong passwords from one address (login page and API token alike) before it is locked out
+# for the rest of the window (nerloop/logins.py).
+LOGIN_FAILURES = env_int("NERLOOP_LOGIN_FAILURES", 10, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("NERLOOP_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Retraining (learner/retraining.py): seconds of training of a run from scratch and of one
 # warm-started from the active model (fine-tuning converges in a few epochs, and the loop
 # should turn around in about two minutes), the hard Celery time limit of a run, and how
@@ -208,6 +212,23 @@ else:
         "data_folder_in": str(BROKER_FOLDER),
         "data_folder_out": str(BROKER_FOLDER),
         "control_folder": str(BROKER_FOLDER / "control"),
+    }
+# The cache holds what every web process must agree on (failed logins): Redis when the
+# platform has it, files under the data folder for the embedded default.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "nerloop",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -30,6 +30,16 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 def pytest_configure(config):
     os.environ.setdefault("SECRET_KEY", "test-only-secret")
     isolate_broker()
+    # This process's own cache: the failed-login counts of one test (or of `make run` on the
+    # same Redis) must not lock out the next. Set before anything touches the cache.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 def isolate_broker() -> None:

@@ -95,3 +95,83 @@ def test_api_refuses_json_nested_too_deeply_in_words(world, path, content_type):
     )
     assert response.status_code == 400
     assert "nested too deeply" in response.content.decode()
+
+
+@pytest.fixture
+def three_failures(settings):
+    settings.LOGIN_FAILURES = 3
+    settings.LOGIN_LOCKOUT_SECONDS = 600
+
+
+def test_too_many_wrong_passwords_lock_the_address_out_of_tokens(world, three_failures):
+    world.annotator.set_password("s3cret-pass")
+    world.annotator.save()
+    client = APIClient()
+    for guess in ("a", "b", "c"):
+        wrong = client.post(
+            "/api/v1/auth/token", {"username": "annotator", "password": guess}, format="json"
+        )
+        assert wrong.status_code == 400
+    locked = client.post(
+        "/api/v1/auth/token", {"username": "annotator", "password": "s3cret-pass"}, format="json"
+    )
+    assert locked.status_code == 429
+    assert locked.json()["error"]["code"] == "throttled"
+    assert "too many failed logins" in locked.json()["error"]["message"]
+    assert 590 <= int(locked["Retry-After"]) <= 600
+    # another address is not locked out
+    other = APIClient(REMOTE_ADDR="10.0.0.7")
+    assert (
+        other.post(
+            "/api/v1/auth/token",
+            {"username": "annotator", "password": "s3cret-pass"},
+            format="json",
+        ).status_code
+        == 200
+    )
+
+
+def test_the_lockout_ends_with_its_window(world, three_failures, settings):
+    world.annotator.set_password("s3cret-pass")
+    world.annotator.save()
+    settings.LOGIN_LOCKOUT_SECONDS = 1
+    client = APIClient()
+    for guess in ("a", "b", "c"):
+        client.post("/api/v1/auth/token", {"username": "x", "password": guess}, format="json")
+    body = {"username": "annotator", "password": "s3cret-pass"}
+    assert client.post("/api/v1/auth/token", body, format="json").status_code == 429
+    import time
+
+    time.sleep(1.2)
+    assert client.post("/api/v1/auth/token", body, format="json").status_code == 200
+
+
+def test_login_page_and_token_share_the_count(world, three_failures):
+    from django.test import Client
+
+    world.annotator.set_password("s3cret-pass")
+    world.annotator.save()
+    browser = Client()
+    for guess in ("a", "b"):
+        page = browser.post("/login/", {"username": "annotator", "password": guess})
+        assert page.status_code == 200 and "login-locked" not in page.content.decode()
+    token = APIClient().post(
+        "/api/v1/auth/token", {"username": "annotator", "password": "c"}, format="json"
+    )
+    assert token.status_code == 400
+    browser.cookies["django_language"] = "en"
+    page = browser.post("/login/", {"username": "annotator", "password": "s3cret-pass"})
+    assert page.status_code == 200  # the form again, not a redirect into the platform
+    assert "Too many failed logins from this address. Try again in 10 minutes." in (
+        page.content.decode()
+    )
+    assert "_auth_user_id" not in browser.session
+
+
+def test_the_lockout_message_is_translated(world, three_failures):
+    from django.test import Client
+
+    browser = Client()
+    for guess in ("a", "b", "c", "d"):
+        page = browser.post("/login/", {"username": "annotator", "password": guess})
+    assert "此地址登录失败次数过多，请 10 分钟后再试。" in page.content.decode()
