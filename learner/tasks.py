@@ -1,7 +1,9 @@
 """Celery tasks of the learning loop: thin wrappers that take ids and call one service.
 
 ``retrain`` runs on the ``training`` queue (its name matches the ``learner.tasks.*`` route);
-the periodic check, re-prediction and selection are light and run on the ``inference`` queue.
+re-prediction on the ``inference`` queue with the other predictions; the periodic check and
+selection are short and run on the ``control`` queue, so a prediction backlog never delays
+them (settings.CELERY_TASK_ROUTES).
 The beat schedule of the periodic check is written when beat starts (``beat_init``), so
 ``make run``, docker-compose and any other beat pick it up with the interval from settings.
 """

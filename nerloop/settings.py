@@ -234,7 +234,16 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "inference"
-CELERY_TASK_ROUTES = {"learner.tasks.*": {"queue": "training"}}
+# Three queues: `inference` (predictions, the default), `training` (one run at a time) and
+# `control`, the short bookkeeping tasks (the periodic checks, queue re-selection) that must
+# not wait behind a 50,000-document prediction backlog. Workers take from their queues in
+# turn, so a worker that also consumes `control` runs such a task next, whatever is queued.
+CELERY_TASK_ROUTES = {
+    "learner.tasks.*": {"queue": "training"},
+    "learner.check_projects": {"queue": "control"},
+    "learner.select_batch": {"queue": "control"},
+    "annotation.sweep_unpredicted": {"queue": "control"},
+}
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

@@ -72,7 +72,7 @@ def expected(allowed: tuple[str, ...], role: str, ok: int) -> int:
 
 @pytest.fixture
 def live_worker(transactional_db):
-    """A real Celery worker consuming the ``inference`` and ``training`` queues from the
+    """A real Celery worker consuming the ``control``, ``inference`` and ``training`` queues from the
     configured broker (Redis in CI, the filesystem transport otherwise), in a thread of this
     process so that it sees the test database. Its database connections are closed after
     every task, so the test database can be flushed and dropped afterwards."""
@@ -92,7 +92,7 @@ def live_worker(transactional_db):
             app,
             pool="solo",
             concurrency=1,
-            queues=["inference", "training"],
+            queues=["control", "inference", "training"],
             perform_ping_check=False,
             shutdown_timeout=60,
             loglevel="WARNING",

@@ -68,10 +68,11 @@ def test_compose_commands_exist_in_the_project(compose, name):
 
 def test_compose_workers_cover_every_queue(compose):
     consumed = {
-        option(compose["services"][name]["command"], "-Q")
+        queue
         for name in ("inference-worker", "training-worker")
+        for queue in option(compose["services"][name]["command"], "-Q").split(",")
     }
-    assert consumed == {"inference", "training"}
+    assert consumed == {"control", "inference", "training"}
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
     assert routed | {settings.CELERY_TASK_DEFAULT_QUEUE} <= consumed
 

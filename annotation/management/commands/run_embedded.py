@@ -106,7 +106,7 @@ class Command(BaseCommand):
         celery = [python, "-m", "celery", "-A", "nerloop"]
         return {
             "worker": celery
-            + ["worker", "-Q", "inference,training", "--concurrency", "2", "-l", "INFO"],
+            + ["worker", "-Q", "control,inference,training", "--concurrency", "2", "-l", "INFO"],
             "beat": celery + ["beat", "-l", "INFO", "--pidfile="],
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
         }
