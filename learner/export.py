@@ -12,6 +12,7 @@ graph's element-wise ops) stay fp32 inside the INT8 graph.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import warnings
@@ -82,7 +83,13 @@ def export_onnx(trained: TrainedModel, path: str | os.PathLike) -> None:
 def quantize(fp32_path: str | os.PathLike, int8_path: str | os.PathLike) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+    # its advice on every call ("consider pre-processing", a line per weight it leaves in fp32)
+    # goes to the root logger at INFO/WARNING; the result is checked by the INT8 evaluation
+    logging.disable(logging.WARNING)
+    try:
+        quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def crf_scores(trained: TrainedModel) -> dict:

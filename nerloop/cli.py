@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not args or args[0] in ("-h", "--help", "help") else 2
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nerloop.settings")
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")  # as manage.py: no exporter noise
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(["nerloop", *args])

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,23 @@ def test_cli_offers_only_the_offline_tools():
     done = run("runserver")
     assert done.returncode == 2
     assert "usage: nerloop {train, simulate_al}" in done.stdout
+
+
+@pytest.mark.slow
+def test_train_prints_its_progress_without_exporter_or_quantizer_noise(tmp_path):
+    corpus = (Path(__file__).parents[1] / "annotation/demo/corpus.jsonl").read_text("utf-8")
+    lines = corpus.splitlines()
+    (tmp_path / "train.jsonl").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    (tmp_path / "dev.jsonl").write_text("\n".join(lines[40:60]) + "\n", encoding="utf-8")
+    done = run(
+        "train",
+        "--train", str(tmp_path / "train.jsonl"),
+        "--dev", str(tmp_path / "dev.jsonl"),
+        "--out", str(tmp_path / "bundle"),
+        "--epochs", "1",
+        "--quiet",
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "bundle written to" in output
+    assert "PackPadded" not in output and "pre-processing" not in output, output
