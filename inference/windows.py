@@ -1,10 +1,14 @@
-"""Texts longer than the model's window: overlapping windows out, merged spans back.
+"""Texts longer than the model's window: windows out, merged spans back.
 
-A window is cut after Chinese sentence punctuation when one lies in its second half, so most
-cuts fall between sentences; otherwise it is cut at ``max_len``. Consecutive windows share
-``overlap`` characters, giving the model context on both sides of every hard cut. The engine
-predicts all windows of all texts in the same length-bucketed batches as short texts, then
-calls ``merge_spans`` and ``owned_ranges`` here.
+A long text is predicted sentence by sentence: each sentence (up to and including its end
+mark, closing quotes and the whitespace after it) is a window of its own, as the training
+sentences were. A sentence longer than ``max_len`` is cut into windows of ``max_len`` that
+share ``overlap`` characters, giving the model context on both sides of every such hard cut.
+A text that fits ``max_len`` is one window, whatever it holds. (CLUENER dev joined into
+1,100-character documents, a two-epoch model: 69.57 F1 predicting the sentences one by one,
+69.04 with the earlier 256-character windows cut at the last sentence end and overlapping,
+69.42 this way.) The engine predicts all windows of all texts in the same length-bucketed
+batches as short texts, then calls ``merge_spans`` and ``owned_ranges`` here.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 SENTENCE_ENDS = "。！？；\n"
+# what still belongs to the sentence an end mark closes: more end marks, closing quotes and
+# brackets, whitespace
+_CLOSERS = SENTENCE_ENDS + "!?”’」』）)》\r \t\u3000"
 
 
 class Window(NamedTuple):
@@ -20,37 +27,45 @@ class Window(NamedTuple):
     end: int  # exclusive
 
 
-def _effective_overlap(max_len: int, overlap: int) -> tuple[int, int]:
-    """(shortest window before a punctuation cut, overlap actually used).
-
-    The overlap is capped at a quarter of the window so every window advances and each
-    character lies in at most two windows, which ``owned_ranges`` relies on.
-    """
+def _effective_overlap(max_len: int, overlap: int) -> int:
+    """The overlap actually used: at most a quarter of the window, so every window advances
+    and each character lies in at most two windows, which ``owned_ranges`` relies on."""
     if max_len < 1:
         raise ValueError(f"max_len must be at least 1, got {max_len}")
     if overlap < 0:
         raise ValueError(f"overlap must not be negative, got {overlap}")
-    shortest = max(1, max_len // 2)
-    return shortest, min(overlap, shortest // 2)
+    return min(overlap, max(1, max_len // 2) // 2)
+
+
+def sentences(text: str) -> list[Window]:
+    """The text cut after each sentence end (with what closes it); they cover the text."""
+    cuts, index, length = [], 0, len(text)
+    while index < length:
+        if text[index] in SENTENCE_ENDS:
+            while index + 1 < length and text[index + 1] in _CLOSERS:
+                index += 1
+            cuts.append(index + 1)
+        index += 1
+    if not cuts or cuts[-1] != length:
+        cuts.append(length)
+    return [Window(lo, hi) for lo, hi in zip([0, *cuts], cuts, strict=False) if hi > lo]
 
 
 def split_windows(text: str, max_len: int, overlap: int) -> list[Window]:
-    """Windows covering ``text`` (one window when it fits), each at most ``max_len`` long."""
+    """Windows covering ``text`` (one window when it fits), each at most ``max_len`` long:
+    its sentences, and a sentence longer than that in overlapping pieces."""
     length = len(text)
     if length <= max_len:
         return [Window(0, length)]
-    shortest, overlap = _effective_overlap(max_len, overlap)
+    overlap = _effective_overlap(max_len, overlap)
     windows = []
-    start = 0
-    while True:
-        if length - start <= max_len:
-            windows.append(Window(start, length))
-            return windows
-        limit = start + max_len
-        cut = max(text.rfind(mark, start + shortest - 1, limit) for mark in SENTENCE_ENDS)
-        end = cut + 1 if cut >= 0 else limit
-        windows.append(Window(start, end))
-        start = end - overlap
+    for sentence in sentences(text):
+        start = sentence.start
+        while sentence.end - start > max_len:
+            windows.append(Window(start, start + max_len))
+            start += max_len - overlap
+        windows.append(Window(start, sentence.end))
+    return windows
 
 
 def owned_ranges(windows: Sequence[Window]) -> list[tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from inference.windows import SENTENCE_ENDS, Window, merge_spans, owned_ranges, split_windows
+from inference.windows import Window, merge_spans, owned_ranges, split_windows
 
 FILLER = "这是一段没有标点的很长的中文文本用于测试切分窗口的逻辑"
 
@@ -30,21 +30,35 @@ def test_windows_hard_cuts_cover_text_with_overlap(length, max_len, overlap):
         assert left.end - right.start == overlap
 
 
-def test_windows_prefer_cutting_after_sentence_punctuation():
+def test_windows_of_a_long_text_are_its_sentences():
     sentences = ["张三在北京工作。", "李四去了上海！", "王五喜欢杭州吗？", "赵六住在深圳；"] * 6
     text = "".join(sentences)
     windows = split_windows(text, 20, 4)
-    for window in windows[:-1]:
-        assert text[window.end - 1] in SENTENCE_ENDS
-        assert window.end - window.start <= 20
-    for left, right in zip(windows, windows[1:], strict=False):
-        assert left.end - right.start == 4
+    assert [text[w.start : w.end] for w in windows] == sentences
 
 
-def test_windows_punctuation_in_first_half_is_not_used():
+def test_windows_keep_closing_quotes_and_whitespace_with_their_sentence():
+    text = "他说：“我在北京。”\n\n她问：“你呢？！”  " + "好" * 30
+    windows = split_windows(text, 20, 4)
+    assert [text[w.start : w.end] for w in windows][:2] == [
+        "他说：“我在北京。”\n\n",
+        "她问：“你呢？！”  ",
+    ]
+    assert windows[-1].end == len(text)
+
+
+def test_windows_cut_a_long_sentence_with_overlap_after_its_start():
     text = "短句。" + _long_text(60)
     windows = split_windows(text, 20, 4)
-    assert windows[0] == Window(0, 20)
+    assert windows[0] == Window(0, 3)
+    assert windows[1] == Window(3, 23)
+    for left, right in zip(windows[1:], windows[2:], strict=False):
+        assert left.end - right.start == 4
+    assert windows[-1].end == len(text)
+
+
+def test_windows_a_text_that_fits_is_one_window_whatever_it_holds():
+    assert split_windows("张三在北京。李四在上海。", 20, 4) == [Window(0, 12)]
 
 
 def test_windows_overlap_is_capped_so_windows_advance():
