@@ -240,13 +240,17 @@ def import_entries(
     """Store checked entries in one transaction and queue their prediction after commit."""
     from .predicting import enqueue_predictions
 
-    new_labels = check_entries(project, entries, extend_labels)
-    result = ImportResult(labels_added=new_labels)
     with transaction.atomic():
+        # checked against the labels as stored now, under the project's lock: a label removed
+        # or added meanwhile by another request is seen, and ours are added to those
+        locked = project.locked()
+        new_labels = check_entries(locked, entries, extend_labels)
+        result = ImportResult(labels_added=new_labels)
         ensure_broker()
         if new_labels:
-            project.labels = normalize_labels(project.labels + [{"name": n} for n in new_labels])
-            project.save(update_fields=["labels"])
+            locked.labels = normalize_labels(locked.labels + [{"name": n} for n in new_labels])
+            locked.save(update_fields=["labels"])
+        project.labels = locked.labels
         postgres = connection.vendor == "postgresql"
         store = _copy_chunk if postgres else _orm_chunk
         if postgres and len(entries) >= ANALYZE_AFTER:

@@ -204,8 +204,16 @@ class Project(models.Model):
     def _release_held_by(self, user) -> None:
         self.documents.filter(assignee=user).update(assignee=None, assigned_until=None)
 
+    def locked(self) -> Project:
+        """This project as stored now, its row locked until the transaction ends (call inside
+        ``transaction.atomic``). Whatever reads the label schema and then writes on the strength
+        of it (an edit of the project, a submission, an import) takes this lock first, so a
+        label cannot be removed between another request's check and its write, and two edits
+        do not overwrite each other with the values their requests started from."""
+        return Project.objects.select_for_update().get(pk=self.pk)
+
     def _keep_an_admin_besides(self, user) -> None:
-        list(Project.objects.select_for_update().filter(pk=self.pk).values_list("pk"))
+        self.locked()
         admins = self.memberships.filter(role=Role.ADMIN)
         if admins.filter(user=user).exists() and not admins.exclude(user=user).exists():
             raise CodedAPIException("E107", status_code=409)
@@ -397,6 +405,10 @@ class Prediction(models.Model):
         return np.asarray(vector, dtype="<f4").tobytes()
 
 
+class _StaleRevision(Exception):
+    pass
+
+
 class Annotation(models.Model):
     """The current human answer for a document; ``revision`` counts accepted submissions."""
 
@@ -436,31 +448,48 @@ class Annotation(models.Model):
         return {"pk": current.pk, "created": current.created}
 
     @classmethod
+    def _stale(cls, document: Document, revision: int) -> CodedAPIException:
+        current = cls.objects.filter(document=document).values_list("revision", flat=True).first()
+        detail = (
+            f"revision {revision} is not the current one: the document's annotation is at "
+            f"revision {current or 0} (0: none yet); load it again"
+        )
+        return CodedAPIException("E102", detail, status_code=409)
+
+    @classmethod
     def submit(
         cls, document: Document, user, raw_spans, revision: int, validated: bool = True
     ) -> Annotation:
         """Store ``user``'s spans if ``revision`` is the current one (0 = none yet).
 
-        Raises E101 (400) for invalid spans and E102 (409) for a stale revision; nothing
-        changes on either. Accepting a submission ends whoever's claim on the document. The
-        same spans and state as the current revision change nothing else.
+        Raises E101 (400) for invalid spans and E102 (409, with the current revision) for a
+        stale one; nothing changes on either. Accepting a submission ends whoever's claim on
+        the document. The same spans and state as the current revision change nothing else.
         """
         try:
-            spans = spans_to_json(document.project.validate_spans(document.text, raw_spans))
-        except SpanError as exc:
-            raise CodedAPIException("E101", str(exc)) from None
+            return cls._store(document, user, raw_spans, revision, validated)
+        except _StaleRevision:  # told after the rolled-back transaction, which can't query
+            raise cls._stale(document, revision) from None
+
+    @classmethod
+    def _store(cls, document: Document, user, raw_spans, revision: int, validated: bool):
         now = timezone.now()
         status = Document.Status.VALIDATED if validated else Document.Status.ANNOTATED
-        fields = {"annotator": user, "spans": spans, "validated": validated, "updated": now}
         # One transaction and no savepoint: on a conflict the exception leaves the block and
         # everything rolls back, so the request costs as few round trips as it can.
         with transaction.atomic():
+            project = document.project.locked()  # the labels as they are now, kept so
+            try:
+                spans = spans_to_json(project.validate_spans(document.text, raw_spans))
+            except SpanError as exc:
+                raise CodedAPIException("E101", str(exc)) from None
+            fields = {"annotator": user, "spans": spans, "validated": validated, "updated": now}
             if revision == 0:
                 annotation = cls(document=document, revision=1, created=now, **fields)
                 try:
                     annotation.save(force_insert=True)
                 except IntegrityError:  # someone else's first submission came in before
-                    raise CodedAPIException("E102", status_code=409) from None
+                    raise _StaleRevision from None
             else:
                 rows = cls.objects.filter(document=document, revision=revision)
                 current = rows.values("spans", "validated").first()
@@ -473,7 +502,7 @@ class Annotation(models.Model):
                     document.assignee, document.assigned_until = None, None
                     return rows.select_related("annotator").get()
                 if current is None or not rows.update(revision=revision + 1, **fields):
-                    raise CodedAPIException("E102", status_code=409)
+                    raise _StaleRevision
                 identity = cls._identity(document)
                 annotation = cls(document=document, revision=revision + 1, **identity, **fields)
             Document.objects.filter(pk=document.pk).update(

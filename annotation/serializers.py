@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from rest_framework import serializers
 
 from learner.selection import STRATEGIES
@@ -63,10 +64,14 @@ class ProjectSerializer(serializers.ModelSerializer):
         return value
 
     def update(self, instance, validated_data):
-        labels = validated_data.pop("labels", None)
-        if labels is not None:
-            instance.set_labels(labels)
-        return super().update(instance, validated_data)
+        """Applied to the stored row under its lock: two admins' edits at once both land (each
+        request started from the project as it was), and a label still in use stays."""
+        with transaction.atomic():
+            project = instance.locked()
+            labels = validated_data.pop("labels", None)
+            if labels is not None:
+                project.set_labels(labels)
+            return super().update(project, validated_data)
 
 
 class MemberSerializer(serializers.ModelSerializer):
