@@ -78,6 +78,11 @@ def examples(
         yield Example(doc.text, spans, {**doc.meta, SPLIT_KEY: doc.split, SOURCE_KEY: source})
 
 
+def _answered(example: Example, predictions: bool) -> bool:
+    source = example.meta[SOURCE_KEY]
+    return source == "human" or (predictions and source.startswith("model "))
+
+
 def export_chunks(
     project: Project,
     fmt: str,
@@ -85,10 +90,18 @@ def export_chunks(
     annotated: bool = False,
     predictions: bool = False,
 ) -> Iterator[str]:
-    """The file, in pieces of about CHUNK_CHARS characters."""
+    """The file, in pieces of about CHUNK_CHARS characters.
+
+    CoNLL cannot say where a sentence's tags come from, and whoever reads it takes every
+    sentence as gold: a document with no answer would read as "no entity" and a draft as
+    finished. So it holds the validated documents only, plus, with ``predictions``, those that
+    carry the model's spans (asked for by name)."""
+    rows = examples(project, split, annotated, predictions)
+    if fmt == "conll":
+        rows = (row for row in rows if _answered(row, predictions))
     buffer: list[str] = []
     size = 0
-    for piece in iter_lines(fmt, examples(project, split, annotated, predictions)):
+    for piece in iter_lines(fmt, rows):
         buffer.append(piece)
         size += len(piece)
         if size >= CHUNK_CHARS:

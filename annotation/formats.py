@@ -44,6 +44,7 @@ NESTED_KEY = "nested_spans"
 TOO_DEEP = "invalid JSON: nested too deeply"
 
 NumberedLines = Iterable[tuple[int, str]]
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class FormatError(ValueError):
@@ -88,8 +89,10 @@ class Format:
 
 def _numbered(lines: Iterable[str], source: str) -> Iterator[tuple[int, str]]:
     """Number lines from 1, whatever the caller's newline handling: a chunk may end in "\\n",
-    "\\r\\n" or nothing, and a chunk holding several lines is split (on "\\n" only, so a
-    U+2028 inside a JSON string stays put). A leading BOM is dropped."""
+    "\\r\\n", "\\r" or nothing, and a chunk holding several lines is split on any of those
+    (a file from an old Mac ends its lines in a lone CR). Nothing else splits a line, so a
+    U+2028 inside a JSON string stays put; a raw CR cannot be inside one (JSON escapes it), and
+    CoNLL writes it as \\u000d. A leading BOM is dropped."""
     number = 0
     iterator = iter(lines)
     while True:
@@ -103,13 +106,11 @@ def _numbered(lines: Iterable[str], source: str) -> Iterator[tuple[int, str]]:
             raise FormatError(
                 source, number + 1, f"expected text lines, got {type(chunk).__name__}"
             )
-        pieces = chunk.split("\n")
+        pieces = _LINE_END.split(chunk)
         if len(pieces) > 1 and not pieces[-1]:
             pieces.pop()
         for piece in pieces:
             number += 1
-            if piece.endswith("\r"):
-                piece = piece[:-1]
             if number == 1 and piece.startswith("\ufeff"):
                 piece = piece[1:]
             yield number, piece
@@ -153,6 +154,16 @@ def _checked_example(example: Example, index: int) -> list[Span]:
         raise FormatError(f"example {index}", None, str(exc)) from None
 
 
+_OTHER_SPANS = (
+    "this record keeps its spans in '{0}', which is how the {1} format writes them; "
+    "upload the file with format={1}"
+)
+_DOCCANO = (
+    "'label' is a list (doccano's [[start, end, label]]?); nerloop's JSON lines keep spans in "
+    '\'entities\': [{{"start", "end", "label"}}]'
+)
+
+
 def _dumps(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False)
 
@@ -180,6 +191,8 @@ class Cluener(Format):
                 continue
             record = _json_record(line, source, number)
             text = _text_of(record, source, number)
+            if "entities" in record and "label" not in record:
+                raise FormatError(source, number, _OTHER_SPANS.format("entities", "jsonl"))
             meta = {k: v for k, v in record.items() if k not in ("text", "label")}
             label = record.get("label")
             if label is None:
@@ -269,10 +282,13 @@ class Cluener(Format):
 
 
 def _nested_spans(example: Example) -> list[Span]:
-    """The well-formed ``[start, end_exclusive, label]`` items of ``meta["nested_spans"]``.
+    """The well-formed ``[start, end_exclusive, label]`` items of ``meta["nested_spans"]`` that
+    are still nested: strictly inside one of the example's spans.
 
-    ``meta`` may come from anywhere (an API client writes what it likes), so items that do not
-    fit the text are left out rather than written as mentions the reader would refuse."""
+    ``meta`` may come from anywhere (an API client writes what it likes), and an annotator may
+    have changed the spans since the import (the workspace does not show nested ones): items
+    that do not fit the text, or no longer lie inside an outer span, are left out rather than
+    written as mentions that cross the annotation or that the annotator removed."""
     items = example.meta.get(NESTED_KEY)
     found = []
     for item in items if isinstance(items, list) else ():
@@ -285,6 +301,12 @@ def _nested_spans(example: Example) -> list[Span]:
             and 0 <= start < end <= len(example.text)
             and isinstance(label, str)
             and label.strip()
+            and any(
+                outer.start <= start
+                and end <= outer.end
+                and (outer.start, outer.end) != (start, end)
+                for outer in example.spans
+            )
         ):
             found.append(Span(start, end, label))
     return found
@@ -309,6 +331,10 @@ class Jsonl(Format):
                 continue
             record = _json_record(line, source, number)
             text = _text_of(record, source, number)
+            if "entities" not in record and isinstance(record.get("label"), dict):
+                raise FormatError(source, number, _OTHER_SPANS.format("label", "cluener"))
+            if "entities" not in record and isinstance(record.get("label"), list):
+                raise FormatError(source, number, _DOCCANO)
             entities = record.get("entities", [])
             if not isinstance(entities, list):
                 raise FormatError(source, number, "'entities' must be a list")
@@ -397,7 +423,10 @@ class Conll(Format):
                 raise FormatError(
                     source, number, f"expected one character in the first column, got {char!r}"
                 )
-            char = chr(int(char[2:], 16))
+            code = int(char[2:], 16)
+            if code > 0x10FFFF:
+                raise FormatError(source, number, f"{char} is not a Unicode character")
+            char = chr(code)
         return char, tag
 
     @staticmethod
@@ -418,7 +447,12 @@ class Conll(Format):
             spans = tags_to_spans(tags, scheme, strict=strict)
         except TagError as exc:
             line = numbers[min(max(exc.index, 0), len(numbers) - 1)]
-            raise FormatError(source, line, f"{exc} ({scheme.upper()} tags)") from None
+            raise FormatError(
+                source,
+                line,
+                f"{exc} ({scheme.upper()} tags); to repair such sequences instead, upload with "
+                "strict=false (on the import page: repair ill-formed CoNLL tags)",
+            ) from None
         return Example(text, spans, {}), scheme
 
     def write(self, examples, scheme):
@@ -580,8 +614,15 @@ def _scheme(scheme: str | None, source: str | None) -> str | None:
     return lowered
 
 
-def guess_format(filename: str, first_line: str) -> str:
-    """The format name for a file, from its extension and (for JSON) its first record."""
+GUESS_RECORDS = 200  # JSON records looked at to tell CLUENER from JSON lines
+
+
+def guess_format(filename: str, head: Iterable[str]) -> str:
+    """The format name for a file, from its extension and (for JSON) its first records.
+
+    ``head``: the file's first lines. A JSON-lines file is ``jsonl`` when any of its first
+    ``GUESS_RECORDS`` records has ``entities``, else ``cluener`` when one has a ``label``
+    object: the first record alone may have no spans at all."""
     suffix = Path(filename).suffix.lower()
     if suffix in _CONLL_SUFFIXES:
         return "conll"
@@ -593,19 +634,39 @@ def guess_format(filename: str, first_line: str) -> str:
             f"cannot tell the format from the extension {suffix or '(none)'!r}; "
             f"name one of: {known}",
         )
-    head = first_line.lstrip("\ufeff \t\r\n")
-    if head.startswith("[") or head.rstrip() == "{":
+    lines = [line.lstrip("\ufeff \t\r\n") for line in head]
+    lines = [line for line in lines if line][:GUESS_RECORDS]
+    if not lines:
+        return "jsonl"
+    if lines[0].startswith("[") or lines[0].rstrip() == "{":
         return "label_studio"
-    try:
-        record = json.loads(head)
-    except (json.JSONDecodeError, RecursionError):
-        return "jsonl"  # its reader reports the broken line
-    if isinstance(record, dict):
-        if "data" in record:
+    cluener = False
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            break  # the reader reports the broken line
+        if not isinstance(record, dict):
+            break
+        if "data" in record and line is lines[0]:
             return "label_studio"
-        if isinstance(record.get("label"), dict):
-            return "cluener"
-    return "jsonl"
+        if "entities" in record:
+            return "jsonl"
+        cluener = cluener or isinstance(record.get("label"), dict)
+    return "cluener" if cluener else "jsonl"
+
+
+def head_lines(handle, limit: int = GUESS_RECORDS) -> list[str]:
+    """Up to ``limit`` non-blank lines from the start of a binary or text file object, for
+    ``guess_format``; bytes that are not UTF-8 are replaced (the reader reports them)."""
+    found: list[str] = []
+    for raw in handle:
+        line = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        if line.strip("\ufeff \t\r\n"):
+            found.append(line)
+            if len(found) >= limit:
+                break
+    return found
 
 
 def iter_examples(
@@ -627,20 +688,38 @@ def iter_examples(
     return reader.read(_numbered(lines, source), source, checked, strict)
 
 
+def iter_located(
+    fmt: str | Format,
+    lines: Iterable[str],
+    source: str,
+    scheme: str | None = None,
+    *,
+    strict: bool = True,
+) -> Iterator[tuple[int | None, Example]]:
+    """``iter_examples`` with the line each example starts on (its first non-blank line), so
+    a problem found later (a label outside the schema) can name it too. None for the
+    examples of a Label Studio list after the first, which are read from one buffer."""
+    reader = get_format(fmt)
+    checked = _scheme(scheme, source)
+    first: list[int | None] = [None]
+
+    def numbered():
+        for number, line in _numbered(lines, source):
+            if first[0] is None and line.strip(" \t"):
+                first[0] = number
+            yield number, line
+
+    for example in reader.read(numbered(), source, checked, strict):
+        yield first[0], example
+        first[0] = None
+
+
 def iter_lines(
     fmt: str | Format, examples: Iterable[Example], scheme: str | None = None
 ) -> Iterator[str]:
     """Text chunks of the file for ``examples``, produced one example at a time."""
     writer = get_format(fmt)
     return writer.write(examples, _scheme(scheme, None))
-
-
-def _first_line(path: Path) -> str:
-    with path.open(encoding="utf-8", errors="replace", newline="\n") as handle:
-        for line in handle:
-            if line.strip("\ufeff \t\r\n"):
-                return line
-    return ""
 
 
 def _file_lines(path: Path) -> list[str]:
@@ -666,7 +745,8 @@ def read_file(
 ) -> list[Example]:
     path = Path(path)
     if fmt is None:
-        fmt = guess_format(path.name, _first_line(path))
+        with path.open("rb") as handle:
+            fmt = guess_format(path.name, head_lines(handle))
     return list(iter_examples(fmt, _file_lines(path), path.name, scheme, strict=strict))
 
 

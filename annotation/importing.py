@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -22,7 +22,7 @@ from nerloop.parsers import string_problem, unstorable
 from nerloop.tasks import ensure_broker
 
 from .exporting import SOURCE_KEY, SPLIT_KEY
-from .formats import FORMATS, FormatError, guess_format, iter_examples
+from .formats import FORMATS, FormatError, guess_format, head_lines, iter_located
 from .models import (
     Annotation,
     Document,
@@ -45,7 +45,9 @@ class Problem:
     line: int | None = None
 
     def as_dict(self) -> dict:
-        out: dict = {"document": self.document, "problem": self.message}
+        out: dict = {"problem": self.message}
+        if self.document:  # 0: the file as a whole
+            out["document"] = self.document
         if self.line is not None:
             out["line"] = self.line
         return out
@@ -61,6 +63,8 @@ class Entry:
     example: Example
     split: str = Document.Split.TRAIN
     gold: bool = False
+    source: str | None = None  # the uploaded file's name, and the line the document starts on
+    line: int | None = None
 
 
 @dataclass
@@ -75,8 +79,12 @@ class ImportRejected(CodedAPIException):
     def __init__(self, problems: list[Problem], source: str | None = None):
         shown = problems[:MAX_PROBLEMS]
         first = shown[0]
-        where = f"line {first.line}" if first.line is not None else f"document {first.document}"
-        message = f"{source + ' ' if source else ''}{where}: {first.message}"
+        if first.line is not None:
+            where = f"line {first.line}"
+        else:
+            where = f"document {first.document}" if first.document else ""
+        prefix = " ".join(part for part in (source, where) if part)
+        message = f"{prefix}: {first.message}" if prefix else first.message
         detail = {"message": message, "problems": [p.as_dict() for p in shown]}
         if len(problems) > len(shown):
             detail["more"] = len(problems) - len(shown)
@@ -145,13 +153,15 @@ def entries_from_upload(
         raise ImportRejected([Problem(0, f"file is larger than {settings.IMPORT_MAX_BYTES} bytes")])
     try:
         if not fmt:
-            fmt = guess_format(name, _first_line(upload))
+            upload.seek(0)
+            fmt = guess_format(name, head_lines(upload))
         if fmt not in FORMATS:
             raise FormatError(name, None, f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
         upload.seek(0)
+        located = iter_located(fmt, _utf8_lines(upload.file), name, scheme, strict=strict)
         entries = [
-            _upload_entry(example, split, gold, fmt)
-            for example in iter_examples(fmt, _utf8_lines(upload.file), name, scheme, strict=strict)
+            replace(_upload_entry(example, split, gold, fmt), source=name, line=line)
+            for line, example in located
         ]
     except FormatError as exc:
         raise ImportRejected([Problem(0, exc.message, exc.line)], name) from None
@@ -164,7 +174,7 @@ def _upload_entry(example: Example, split: str | None, gold: str, fmt: str) -> E
     # A file nerloop exported says each record's split and where its spans came from.
     source = example.meta.get(SOURCE_KEY)
     own_split = example.meta.get(SPLIT_KEY)
-    if source is not None or own_split is not None:
+    if SOURCE_KEY in example.meta or SPLIT_KEY in example.meta:
         meta = {k: v for k, v in example.meta.items() if k not in (SOURCE_KEY, SPLIT_KEY)}
         example = Example(example.text, example.spans, meta)
     split = split or own_split or Document.Split.TRAIN
@@ -182,15 +192,6 @@ def _utf8_lines(binary) -> Iterator[str]:
         yield raw.decode("utf-8")
 
 
-def _first_line(upload) -> str:
-    upload.seek(0)
-    for raw in upload:
-        line = raw.decode("utf-8", errors="replace")
-        if line.strip("\ufeff \t\r\n"):
-            return line
-    return ""
-
-
 def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -> list[str]:
     """Check every entry against the project; return the labels to add (``extend_labels``).
 
@@ -206,17 +207,21 @@ def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -
     for index, entry in enumerate(entries, 1):
         text = entry.example.text
         if not text.strip():
-            problems.append(Problem(index, "text is empty"))
+            problems.append(Problem(index, "text is empty or only whitespace", entry.line))
         elif len(text) > longest:
             problems.append(
-                Problem(index, f"text has {len(text)} characters; the limit is {longest}")
+                Problem(
+                    index, f"text has {len(text)} characters; the limit is {longest}", entry.line
+                )
             )
         if unfit := string_problem(text):
-            problems.append(Problem(index, f"text {unfit}"))
+            problems.append(Problem(index, f"text {unfit}", entry.line))
         if unfit := unstorable(entry.example.meta, "meta"):
-            problems.append(Problem(index, unfit))
+            problems.append(Problem(index, unfit, entry.line))
         if not isinstance(entry.split, str) or entry.split not in splits:
-            problems.append(Problem(index, f"split {entry.split!r} is not one of train, eval"))
+            problems.append(
+                Problem(index, f"split {entry.split!r} is not one of train, eval", entry.line)
+            )
         for span in entry.example.spans:
             if span.label in known:
                 continue
@@ -225,12 +230,14 @@ def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -
                 new_labels.append(span.label)
                 continue
             why = "is not a valid label name" if extend_labels else "is not in the schema"
-            problems.append(Problem(index, f"span {tuple(span)!r}: label {span.label!r} {why}"))
+            problems.append(
+                Problem(index, f"span {tuple(span)!r}: label {span.label!r} {why}", entry.line)
+            )
             break
         if len(problems) > MAX_PROBLEMS * 5:
             break
     if problems:
-        raise ImportRejected(problems)
+        raise ImportRejected(problems, entries[0].source)
     return new_labels
 
 

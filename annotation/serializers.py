@@ -200,7 +200,17 @@ class BulkCreateSerializer(serializers.Serializer):
 class UploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(choices=sorted(FORMATS), required=False, allow_blank=True)
-    scheme = serializers.ChoiceField(choices=SCHEMES, required=False, allow_blank=True)
+    scheme = serializers.ChoiceField(
+        choices=SCHEMES, required=False, allow_blank=True, help_text="bio, bioes or bmes, any case"
+    )
+
+    def to_internal_value(self, data):
+        scheme = data.get("scheme") if hasattr(data, "get") else None
+        if isinstance(scheme, str) and scheme != scheme.lower():
+            data = data.copy()
+            data["scheme"] = scheme.lower()
+        return super().to_internal_value(data)
+
     split = serializers.ChoiceField(
         choices=Document.Split.choices,
         required=False,

@@ -48,6 +48,7 @@ def test_export_round_trips_every_format(world, fmt):
     annotated = world.document("李四去了上海，见到王五。")
     Annotation.objects.create(
         document=annotated,
+        validated=True,
         spans=[
             {"start": 0, "end": 2, "label": "PER"},
             {"start": 4, "end": 6, "label": "LOC"},
@@ -58,14 +59,20 @@ def test_export_round_trips_every_format(world, fmt):
     assert response.status_code == 200
     assert "attachment" in response["Content-Disposition"]
     examples = list(iter_examples(fmt, body(response).splitlines(), "export"))
-    assert [e.text for e in examples] == ["张三在北京。", "李四去了上海，见到王五。"]
+    if fmt == "conll":  # validated documents only: an unanswered one would read as "no entity"
+        examples.insert(0, None)
+    else:
+        assert examples[0].text == "张三在北京。" and examples[0].spans == []
+    assert examples[1].text == "李四去了上海，见到王五。"
     assert [tuple(s) for s in examples[1].spans] == [(0, 2, "PER"), (4, 6, "LOC"), (9, 11, "PER")]
-    assert examples[0].spans == []
+    assert len(examples) == 2
 
 
 def test_export_conll_is_one_character_per_line(world):
     doc = world.document("王小明在北京")
-    Annotation.objects.create(document=doc, spans=[{"start": 0, "end": 3, "label": "PER"}])
+    Annotation.objects.create(
+        document=doc, validated=True, spans=[{"start": 0, "end": 3, "label": "PER"}]
+    )
     lines = body(world.api("admin").get(url(world, "conll"))).splitlines()
     assert lines[:7] == ["王 B-PER", "小 I-PER", "明 I-PER", "在 O", "北 O", "京 O", ""]
 
@@ -80,7 +87,8 @@ def test_export_uses_a_fixed_number_of_queries(world, fmt, query):
         fill(world, n)
         with CaptureQueriesContext(connection) as queries:
             text = body(api.get(url(world, fmt, query)))
-        assert text.count("会") == n  # once per document in every format
+        # once per document in every format (CoNLL: the validated half only)
+        assert text.count("会") == (n // 2 if fmt == "conll" else n)
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
     assert counts[1] <= 4
@@ -124,6 +132,16 @@ def test_export_fills_unannotated_documents_with_the_latest_prediction(world):
     plain = [json.loads(line) for line in body(api.get(url(world, "jsonl"))).splitlines()]
     assert plain[1]["entities"] == [] and plain[1]["nerloop_source"] == "none"
     assert [r["nerloop_split"] for r in plain] == ["train"] * 3
+    # CoNLL: the validated document, plus the pre-annotated one when asked; never the others
+    conll = [
+        e.text for e in iter_examples("conll", body(api.get(url(world, "conll"))).splitlines(), "x")
+    ]
+    assert conll == ["张三在北京。"]
+    asked = body(api.get(url(world, "conll", "?predictions=1"))).splitlines()
+    assert [e.text for e in iter_examples("conll", asked, "x")] == [
+        "张三在北京。",
+        "李四去了上海。",
+    ]
 
 
 def test_export_unknown_format_is_not_found(world):

@@ -122,10 +122,33 @@ def test_upload_rejects_a_label_outside_the_schema_naming_the_document(world):
     content = JSONL + '{"text": "周一见", "entities": [{"start": 0, "end": 2, "label": "TIME"}]}\n'
     response = upload(world, "admin", content, "a.jsonl")
     assert response.status_code == 400
-    problem = response.json()["error"]["detail"]["problems"][0]
-    assert problem["document"] == 3
+    detail = response.json()["error"]["detail"]
+    problem = detail["problems"][0]
+    assert problem["document"] == 3 and problem["line"] == 3
     assert "'TIME' is not in the schema" in problem["problem"]
+    assert detail["message"].startswith("a.jsonl line 3: span (0, 2, 'TIME')")
     assert not Document.objects.exists() and not Annotation.objects.exists()
+
+
+def test_upload_names_the_first_line_of_a_refused_conll_sentence(world):
+    content = "张 B-PER\n三 I-PER\n\n\n北 B-TIME\n京 I-TIME\n"
+    response = upload(world, "admin", content, "a.conll")
+    message = response.json()["error"]["detail"]["message"]
+    assert message.startswith("a.conll line 5: span (0, 2, 'TIME'): label 'TIME' is not in")
+
+
+def test_upload_of_an_empty_file_names_no_document(world):
+    detail = upload(world, "admin", "\n", "a.conll").json()["error"]["detail"]
+    assert detail["message"] == "a.conll: the file holds no documents"
+    assert detail["problems"] == [{"problem": "the file holds no documents"}]
+
+
+def test_upload_takes_the_scheme_in_any_case_and_drops_empty_export_markers(world):
+    response = upload(world, "admin", CONLL, "a.conll", scheme="BIOES")
+    assert response.status_code == 201, response.json()
+    content = '{"text": "好", "entities": [], "nerloop_source": null, "nerloop_split": null}\n'
+    assert upload(world, "admin", content, "b.jsonl").status_code == 201
+    assert Document.objects.get(text="好").meta == {}
 
 
 def test_upload_extend_labels_adds_them(world):

@@ -11,6 +11,7 @@ from annotation.formats import (
     guess_format,
     iter_examples,
     iter_lines,
+    iter_located,
     read_file,
     write_file,
 )
@@ -289,7 +290,7 @@ def test_formats_jsonl_keeps_extra_keys_in_meta():
     ],
 )
 def test_formats_guess_format(filename, content, expected, tmp_path):
-    assert guess_format(filename, content.split("\n")[0]) == expected
+    assert guess_format(filename, content.split("\n")) == expected
     path = tmp_path / filename
     path.write_text(content + "\n", encoding="utf-8")
     assert read_file(path) == list(iter_examples(expected, [content], filename))
@@ -479,3 +480,72 @@ def test_formats_dataset_resume_train_splits_two_entities_across_sentences(datas
     counts = _entity_counts(examples)
     assert sum(counts.values()) == 13_440
     assert (counts["TITLE"], counts["ORG"]) == (6_308, 4_613)
+
+
+# --- what a data walk found -------------------------------------------------------------------
+
+
+def test_formats_conll_escape_beyond_unicode_is_a_line_error():
+    with pytest.raises(FormatError, match=r"a.conll line 2: \\U00110000 is not a Unicode"):
+        list(iter_examples("conll", ["张 B-PER", "\\U00110000 O"], "a.conll"))
+
+
+def test_formats_conll_with_lone_cr_line_ends_keeps_every_sentence():
+    content = "张 B-PER\r三 I-PER\r在 O\r北 B-LOC\r京 I-LOC\r\r好 O\r"
+    examples = list(iter_examples("conll", [content], "mac.conll"))
+    assert [e.text for e in examples] == ["张三在北京", "好"]
+    assert [tuple(s) for s in examples[0].spans] == [(0, 2, "PER"), (3, 5, "LOC")]
+
+
+def test_formats_cluener_writes_nested_spans_only_inside_a_current_span():
+    text = "《北京大学学报》出版"
+    nested = {"nested_spans": [[1, 5, "organization"]]}
+    kept = Example(text, [Span(0, 8, "book")], nested)
+    moved = Example(text, [Span(3, 7, "PER")], nested)  # an annotator changed the spans
+    emptied = Example(text, [], nested)  # ... or answered "no entity"
+    records = [json.loads(line) for line in iter_lines("cluener", [kept, moved, emptied])]
+    assert records[0]["label"]["organization"] == {"北京大学": [[1, 4]]}
+    assert "organization" not in records[1]["label"] and records[2]["label"] == {}
+    again = list(iter_examples("cluener", iter_lines("cluener", [moved]), "again"))
+    assert [tuple(s) for s in again[0].spans] == [(3, 7, "PER")]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # the first record has no spans: the later ones say which format it is
+        (
+            ['{"text": "没有标签"}', '{"text": "张三", "label": {"PER": {"张三": [[0, 1]]}}}'],
+            "cluener",
+        ),
+        # a jsonl export whose meta holds a "label" object: entities decide
+        (['{"text": "张三", "entities": [], "label": {}}'], "jsonl"),
+        (['{"text": "a"}', '{"text": "b", "entities": []}', '{"label": {}}'], "jsonl"),
+    ],
+)
+def test_formats_guess_format_reads_past_the_first_record(lines, expected):
+    assert guess_format("data.json", lines) == expected
+
+
+@pytest.mark.parametrize(
+    ("fmt", "line", "match"),
+    [
+        (
+            "cluener",
+            '{"text": "张三", "entities": [{"start": 0, "end": 2, "label": "P"}]}',
+            "format=jsonl",
+        ),
+        ("jsonl", '{"text": "张三", "label": {"P": {"张三": [[0, 1]]}}}', "format=cluener"),
+        ("jsonl", '{"text": "张三", "label": [[0, 2, "PER"]]}', "doccano"),
+    ],
+)
+def test_formats_a_reader_refuses_the_other_formats_spans(fmt, line, match):
+    with pytest.raises(FormatError, match=match):
+        list(iter_examples(fmt, [line], "x.json"))
+
+
+def test_formats_iter_located_names_each_documents_first_line():
+    conll = ["张 B-PER", "三 I-PER", "", "", "北 B-LOC", "京 I-LOC"]
+    assert [line for line, _ in iter_located("conll", conll, "a.conll")] == [1, 5]
+    jsonl = ['{"text": "a"}', "", "", '{"text": "b"}']
+    assert [line for line, _ in iter_located("jsonl", jsonl, "a.jsonl")] == [1, 4]

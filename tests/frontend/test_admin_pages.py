@@ -161,6 +161,24 @@ def test_import_and_export_pages(page, live_server, world):
     )
     assert "请勾选" in page.inner_text("#import-status")  # how to fix it, in the page's words
 
+    # A CoNLL entity never closed is refused, and imports once "repair" is ticked.
+    conll = {
+        "name": "open.bmes",
+        "mimeType": "text/plain",
+        "buffer": "张 B-PER\n三 M-PER\n".encode(),
+    }
+    page.select_option("#f-format", "")
+    page.set_input_files("#f-file", conll)
+    page.click("#btn-upload")
+    page.wait_for_function(
+        "document.getElementById('import-status').textContent.includes('strict=false')"
+    )
+    page.check("#f-repair")
+    page.set_input_files("#f-file", conll)
+    page.click("#btn-upload")
+    page.wait_for_selector("#import-status.ok")
+    assert Document.objects.filter(project=world.project, text="张三").exists()
+
     page.goto(f"{live_server.url}/projects/{world.project.pk}/export/")
     page.check("#x-annotated")
     link = page.locator(".export-link[data-format='jsonl']")
@@ -168,7 +186,7 @@ def test_import_and_export_pages(page, live_server, world):
     with page.expect_download() as download:
         link.click()
     lines = download.value.path().read_text("utf-8").splitlines()
-    assert [json.loads(line)["text"] for line in lines] == ["张三在北京<b>工作</b>"]
+    assert [json.loads(line)["text"] for line in lines] == ["张三在北京<b>工作</b>", "张三"]
     shot(page, "export")
 
     page.uncheck("#x-annotated")
@@ -176,8 +194,8 @@ def test_import_and_export_pages(page, live_server, world):
     with page.expect_download() as download:
         link.click()
     lines = download.value.path().read_text("utf-8").splitlines()
-    assert [json.loads(line)["nerloop_source"] for line in lines] == ["human", "none"]
-    assert [json.loads(line)["nerloop_split"] for line in lines] == ["train", "train"]
+    assert [json.loads(line)["nerloop_source"] for line in lines] == ["human", "none", "human"]
+    assert [json.loads(line)["nerloop_split"] for line in lines] == ["train"] * 3
 
 
 def test_import_page_refuses_annotators(page, live_server, world):

@@ -63,7 +63,7 @@ class Command(BaseCommand):
 
         def conll(path) -> bool:
             try:
-                return (opts["format"] or guess_format(Path(path).name, "")) == "conll"
+                return (opts["format"] or guess_format(Path(path).name, [])) == "conll"
             except FormatError:
                 return False
 

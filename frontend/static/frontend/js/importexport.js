@@ -46,6 +46,7 @@
       body.append("file", file.files[0]);
       for (const name of ["format", "scheme", "split", "gold"]) body.append(name, $("f-" + name).value);
       body.append("extend_labels", $("f-extend_labels").checked ? "true" : "false");
+      body.append("strict", $("f-repair").checked ? "false" : "true");
       $("btn-upload").disabled = true;
       say("import-status", N.gettext("Uploading…"));
       try {
