@@ -107,7 +107,8 @@ def progress(project: Project, user=None) -> dict:
             "id", filter=Q(split=Document.Split.EVAL, status=Document.Status.VALIDATED)
         ),
         unlabelled=Count("id", filter=Q(split=Document.Split.TRAIN, status__in=Document.OPEN)),
-        assigned=Count("id", filter=Q(assigned_until__gt=timezone.now())),
+        # a deleted user's claim keeps its time but no holder: nobody holds that document
+        assigned=Count("id", filter=Q(assigned_until__gt=timezone.now(), assignee__isnull=False)),
     )
     active = ModelVersion.active_for(project)
     return {

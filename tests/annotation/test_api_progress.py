@@ -72,6 +72,9 @@ def test_progress_left_for_you_counts_what_the_queue_can_still_give_the_caller(w
     assert data["left_for_you"] == 2 and data["unlabelled_pool"] == 4
     # the admin: 二 (their own), 三 and 四
     assert world.api("admin").get(url(world)).json()["left_for_you"] == 3
+    assert data["assigned"] == 2  # 一 and 二
+    world.admin.delete()  # a deleted user's claim keeps its time, but nobody holds 二 now
+    assert world.api("annotator").get(url(world)).json()["assigned"] == 1
 
 
 def test_progress_feedback_pool_excludes_what_the_active_model_saw(world):

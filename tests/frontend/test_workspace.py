@@ -462,3 +462,105 @@ def test_workspace_renders_markup_as_text(page, live_server, world, model):
     assert page.evaluate("window.__xss") is None
     assert page.inner_text("#span-list li span") == "张三"
     shot(page, "workspace-xss")
+
+
+def test_workspace_keyboard_steps_over_whole_characters(page, live_server, world, model):
+    """A family emoji (five code points joined by ZWJ) is one step of the caret, and a
+    selection never cuts it: the span stored is the whole emoji, not a joiner."""
+    text = "👨‍👩‍👧李明来了。"
+    doc = queue_document(world.project, model, text, [], 0.9)
+    open_workspace(page, live_server, world)
+    keys = page.keyboard
+    keys.press("Home")
+    keys.press("ArrowRight")  # after the whole family
+    keys.press("Shift+ArrowRight")
+    keys.press("Shift+ArrowRight")
+    keys.press("1")  # 李明 -> PER
+    assert page.inner_text("#ws-status").startswith("已添加 PER")
+    keys.press("Home")
+    keys.press("Shift+ArrowRight")
+    keys.press("3")
+    keys.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert stored_spans(doc) == [(0, 5, "ORG"), (5, 7, "PER")]
+
+
+def test_workspace_says_what_each_key_did_and_names_spans(page, live_server, world, model):
+    text = "王小明在上海工作。"
+    queue_document(
+        world.project, model, text, [{"start": 0, "end": 3, "label": "PER", "score": 0.9}], 0.9
+    )
+    open_workspace(page, live_server, world)
+    assert page.get_attribute("mark.ent", "aria-label") == "PER: 王小明 (模型建议)"
+    assert page.get_attribute("#span-list button", "aria-label") == "删除 PER 王小明"
+    keys = page.keyboard
+    keys.press("Tab")
+    keys.press("3")
+    assert page.inner_text("#ws-status") == "PER 王小明 已改为 ORG。"
+    keys.press("Delete")
+    assert page.inner_text("#ws-status") == "已删除 ORG 王小明（按 Ctrl+Z 可撤销）。"
+    keys.press("Control+z")
+    assert page.inner_text("#ws-status") == "已撤销。"
+    keys.press("Control+Shift+Z")
+    assert page.inner_text("#ws-status") == "已重做。"
+    # the threshold slider keeps its arrows, and the workspace keys work while it has focus
+    page.focus("#threshold")
+    before = page.input_value("#threshold")
+    keys.press("ArrowLeft")
+    assert page.input_value("#threshold") != before
+    keys.press("Control+z")
+    assert page.inner_text("#ws-status") == "已撤销。"
+
+
+def test_workspace_warns_before_unsaved_spans_are_lost(page, live_server, world, model):
+    queue_document(world.project, model, "王小明在上海工作。", [], 0.9)
+    open_workspace(page, live_server, world)
+    asked = []
+
+    def answer(dialog):
+        asked.append(dialog.type)
+        dialog.dismiss()  # stay on the page
+
+    page.on("dialog", answer)
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("1")
+    page.click("nav a[href='/']", no_wait_after=True)
+    wait_for(lambda: asked == ["beforeunload"], timeout=10)
+    assert page.locator("mark.ent").count() == 1  # still here, spans kept
+    page.keyboard.press("Control+z")  # nothing left unsaved: leaving asks nothing
+    page.click("nav a[href='/']")
+    page.wait_for_url(f"{live_server.url}/")
+    assert asked == ["beforeunload"]
+
+
+def test_workspace_document_mode_conflict_offers_the_saved_version(page, live_server, world, model):
+    doc = queue_document(world.project, model, "王小明在上海工作。", [], 0.9)
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/?document={doc.pk}")
+    page.wait_for_selector(f"#doc-view[data-doc-id='{doc.pk}']")
+    Annotation.submit(doc, world.admin, [{"start": 4, "end": 6, "label": "LOC"}], 0)  # elsewhere
+    page.keyboard.press("Shift+ArrowRight")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.click("#btn-load-saved")
+    page.wait_for_function("document.querySelector('mark.ent[data-label=\"LOC\"]') !== null")
+    assert page.locator("mark.ent").count() == 1
+    page.keyboard.press("Control+z")  # mine back, to save over the other version
+    assert page.locator("mark.ent[data-label='PER']").count() == 1
+    page.keyboard.press("Enter")
+    wait_for(lambda: stored_spans(doc) == [(0, 1, "PER")])
+
+
+def test_workspace_empty_queue_says_why_and_disables_its_buttons(page, live_server, world, model):
+    world.project.add_member(world.admin, "admin")
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/")
+    page.wait_for_selector("#empty-import")
+    assert page.inner_text("#doc-empty").startswith("此项目还没有文档。")
+    assert page.is_disabled("#btn-submit") and page.is_disabled("#btn-skip")
+    queue_document(world.project, model, "王小明在上海工作。", [], 0.9)
+    page.reload()
+    page.wait_for_selector("#doc-view[data-doc-id]:not([data-doc-id=''])")
+    page.keyboard.press("s")
+    page.wait_for_function("document.getElementById('doc-empty').textContent.includes('跳过')")
+    assert page.is_disabled("#btn-submit")

@@ -49,6 +49,7 @@
     text: "",
     length: 0,
     spans: [],
+    bounds: null, // {text, at}: grapheme boundaries of the text (graphemeBounds)
     undo: [],
     redo: [],
     focus: -1, // index into spans of the focused span
@@ -58,6 +59,7 @@
     shownAt: 0,
     untouched: false, // the document on screen came after a submission, and nothing was done yet
     submitting: false,
+    isAdmin: false,
     loading: false,
     upcoming: null, // Promise of {item, usableUntil} | null: the item fetched ahead
     upcomingId: null, // its document id once it has come, until it is shown or given back
@@ -89,7 +91,23 @@
    * held: say so, keep the annotator's spans on the page, and offer the next item. */
   function offerNext(err) {
     say(N.describeError(err) + " " + gettext("Your spans are still on the page."), "error");
-    if (documentMode) return;
+    if (documentMode) {
+      // the saved version replaces the page's spans; undo brings them back
+      const reload = document.createElement("button");
+      reload.type = "button";
+      reload.id = "btn-load-saved";
+      reload.className = "btn btn-small";
+      reload.textContent = gettext("Load the saved version");
+      reload.addEventListener("click", async () => {
+        const mine = snapshot();
+        await openDocument((state.item.document || state.item).id);
+        if (JSON.stringify(mine) !== JSON.stringify(state.spans)) state.undo.push(mine);
+        render();
+        say(gettext("Loaded the saved version; Ctrl+Z brings your spans back to save over it."));
+      });
+      statusLine.append(" ", reload);
+      return;
+    }
     const next = document.createElement("button");
     next.type = "button";
     next.id = "btn-next-item";
@@ -103,6 +121,9 @@
 
   function renderLabelBar() {
     labelBar.replaceChildren();
+    if (!state.labels.length) {
+      labelBar.textContent = gettext("This project has no labels yet: an admin adds them in Settings.");
+    }
     state.labels.forEach((label) => {
       const button = document.createElement("button");
       button.type = "button";
@@ -137,7 +158,9 @@
         if (span.suggested && span.score !== null && span.score < t) mark.classList.add("low");
         if (index === state.focus) mark.classList.add("focused");
         mark.setAttribute("role", "button");
-        mark.setAttribute("aria-label", `${span.label}: ${mark.textContent}`);
+        const whose = span.suggested ? ` (${gettext("model suggestion")})` : "";
+        mark.setAttribute("aria-label", `${span.label}: ${mark.textContent}${whose}`);
+        if (index === state.focus) mark.setAttribute("aria-current", "true");
       });
       renderSpanList();
       drawn = showing;
@@ -170,6 +193,9 @@
       del.className = "btn btn-ghost btn-small";
       del.textContent = "×";
       del.title = gettext("Delete");
+      del.setAttribute(
+        "aria-label", interpolate(gettext("Delete %(span)s"), { span: spanName(span) }, true),
+      );
       del.addEventListener("click", () => deleteSpan(index));
       li.append(text, info, del);
       list.append(li);
@@ -236,19 +262,32 @@
   }
 
   function undo() {
-    if (!state.undo.length) return;
+    if (!state.undo.length) {
+      say(gettext("Nothing to undo."));
+      return;
+    }
     state.redo.push(snapshot());
     state.spans = state.undo.pop();
     state.focus = -1;
     render();
+    say(gettext("Undone."));
   }
 
   function redo() {
-    if (!state.redo.length) return;
+    if (!state.redo.length) {
+      say(gettext("Nothing to redo."));
+      return;
+    }
     state.undo.push(snapshot());
     state.spans = state.redo.pop();
     state.focus = -1;
     render();
+    say(gettext("Redone."));
+  }
+
+  /** "PER 张三": a span as a screen reader or a status line names it. */
+  function spanName(span) {
+    return `${span.label} ${Array.from(state.text).slice(span.start, span.end).join("")}`;
   }
 
   function applyLabel(label) {
@@ -267,9 +306,15 @@
     }
     if (state.focus >= 0) {
       const index = state.focus;
+      const before = spanName(state.spans[index]);
       change(() => {
         state.spans[index] = { ...state.spans[index], label, score: null, suggested: false };
       });
+      say(interpolate(gettext("%(span)s is now %(label)s."), { span: before, label }, true), "ok");
+      return;
+    }
+    if (!state.item) {
+      say(gettext("No document is open."));
       return;
     }
     say(gettext("Select some text first (mouse, or Shift+arrows), then pick a label."));
@@ -278,10 +323,12 @@
   function deleteSpan(index) {
     closeMenu();
     if (index < 0 || index >= state.spans.length) return;
+    const name = spanName(state.spans[index]);
     change(() => {
       state.spans.splice(index, 1);
       state.focus = -1;
     });
+    say(interpolate(gettext("Deleted %(span)s (Ctrl+Z undoes it)."), { span: name }, true), "ok");
   }
 
   function keepAboveThreshold() {
@@ -365,8 +412,8 @@
     if (!selection.rangeCount || selection.isCollapsed) return null;
     const range = selection.getRangeAt(0);
     if (!view.contains(range.startContainer) || !view.contains(range.endContainer)) return null;
-    let start = N.cpOffsetOf(view, range.startContainer, range.startOffset, true);
-    let end = N.cpOffsetOf(view, range.endContainer, range.endOffset, false);
+    let start = snap(N.cpOffsetOf(view, range.startContainer, range.startOffset, true), false);
+    let end = snap(N.cpOffsetOf(view, range.endContainer, range.endOffset, false), true);
     const points = Array.from(state.text);
     while (start < end && /\s/u.test(points[start])) start += 1;
     while (end > start && /\s/u.test(points[end - 1])) end -= 1;
@@ -411,11 +458,59 @@
 
   // ---- keyboard -----------------------------------------------------------------------------
 
+  /** Code-point offsets where a user-perceived character starts, and the text's length: the
+   * caret and selections stop only there, so 👨‍👩‍👧 or a letter with its accent is one step and
+   * is never cut in two. */
+  function graphemeBounds() {
+    if (state.bounds && state.bounds.text === state.text) return state.bounds.at;
+    const at = [];
+    let offset = 0;
+    if (typeof Intl !== "undefined" && Intl.Segmenter) {
+      const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+      for (const { segment } of segmenter.segment(state.text)) {
+        at.push(offset);
+        offset += Array.from(segment).length;
+      }
+    } else {
+      for (offset = 0; offset < state.length; offset += 1) at.push(offset);
+    }
+    at.push(state.length);
+    state.bounds = { text: state.text, at };
+    return at;
+  }
+
+  /** The grapheme boundary at or before (``up`` false) or at or after (``up``) ``offset``. */
+  function snap(offset, up) {
+    const at = graphemeBounds();
+    let lo = 0;
+    let hi = at.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (at[mid] <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    if (at[lo] === offset || !up) return at[lo];
+    return at[Math.min(lo + 1, at.length - 1)];
+  }
+
+  /** Scroll the page so that the character at ``offset`` is on screen. */
+  function reveal(offset) {
+    const point = N.domPointAt(view, offset);
+    const range = document.createRange();
+    range.setStart(point.node, point.offset);
+    range.collapse(true);
+    const rect = range.getClientRects()[0] || view.getBoundingClientRect();
+    if (rect.top < 0 || rect.bottom > window.innerHeight) {
+      window.scrollBy({ top: rect.top - window.innerHeight / 2 });
+    }
+  }
+
   function moveCaret(delta, extend) {
     if (!state.item) return;
     closeMenu();
     if (state.anchor === null) state.anchor = state.caret;
-    const caret = Math.min(state.length, Math.max(0, state.caret + delta));
+    let caret = Math.min(state.length, Math.max(0, state.caret + delta));
+    if (delta === 1 || delta === -1) caret = snap(delta > 0 ? state.caret + 1 : state.caret - 1, delta > 0);
     if (extend) {
       if (!state.sel) state.anchor = state.caret;
       state.caret = caret;
@@ -429,6 +524,7 @@
     }
     state.focus = -1;
     render();
+    reveal(caret);
   }
 
   /** Focus the next/previous span in text order; false past the last one, so Tab can leave
@@ -452,16 +548,21 @@
     state.anchor = null;
     closeMenu();
     render();
+    const mark = view.querySelector(`mark.ent[data-index="${state.focus}"]`);
+    if (mark) mark.scrollIntoView({ block: "nearest" });
     return true;
   }
 
   function typing(target) {
-    return target.closest("input, textarea, select, [contenteditable]") !== null;
+    // a slider or a checkbox takes no letters: the workspace keys still work there
+    const field = "input:not([type=range]):not([type=checkbox]), textarea, select, [contenteditable]";
+    return target.closest(field) !== null;
   }
 
   document.addEventListener("keydown", (event) => {
     if (typing(event.target)) return;
     const key = event.key;
+    if (event.target.matches("input[type=range]") && /^(Arrow|Page|Home|End)/.test(key)) return;
     if (key !== "Enter") state.untouched = false;
     const mod = event.ctrlKey || event.metaKey;
     if (mod && (key === "z" || key === "Z")) {
@@ -559,6 +660,8 @@
       $("stat-doc").textContent = "–";
       $("stat-uncertainty").textContent = "–";
       renderSpanList();
+      enableActions();
+      explainEmpty();
       return;
     }
     const doc = item.document || item;
@@ -581,7 +684,41 @@
     const uncertainty = item.uncertainty ?? doc.uncertainty ?? (item.prediction || {}).uncertainty;
     $("stat-uncertainty").textContent =
       typeof uncertainty === "number" ? uncertainty.toFixed(3) : "–";
+    enableActions();
     view.focus({ preventScroll: true });
+  }
+
+  /** The buttons that act on a document do nothing without one: say so by disabling them. */
+  function enableActions() {
+    for (const id of ["btn-submit", "btn-skip", "btn-accept-above"]) {
+      $(id).disabled = !state.item || (id === "btn-submit" && state.submitting);
+    }
+  }
+
+  /** Why the queue has nothing for this annotator, and what to do about it. */
+  async function explainEmpty() {
+    let data;
+    try {
+      data = await N.api.get(endpoints.progress());
+    } catch (err) {
+      return; // the plain message stands
+    }
+    if (state.item) return; // a document came meanwhile
+    const box = $("doc-empty");
+    if (data.documents === 0) {
+      box.textContent = gettext("This project has no documents yet.");
+      if (state.isAdmin) {
+        const link = document.createElement("a");
+        link.href = `/projects/${projectId}/import/`;
+        link.id = "empty-import";
+        link.textContent = gettext("Import some");
+        box.append(" ", link);
+      }
+    } else if (data.unlabelled_pool > 0 && data.left_for_you === 0) {
+      box.textContent = gettext(
+        "Nothing left for you: the other open documents are ones you skipped (a skipped document does not come back to you) or ones someone else is reviewing now.",
+      );
+    }
   }
 
   function fetchNext(exclude) {
@@ -726,6 +863,7 @@
       .sort((a, b) => a.start - b.start);
     try {
       await N.api.post(endpoints.submit(doc.id), { spans, revision: itemRevision(item) });
+      state.undo = []; // saved: leaving the page now loses nothing
       say(interpolate(gettext("Saved document #%(id)s."), { id: doc.id }, true), "ok");
       if (!documentMode) {
         // A slip noticed just after Enter: one click reopens the saved document.
@@ -741,7 +879,7 @@
       else sayError(err);
     } finally {
       state.submitting = false;
-      $("btn-submit").disabled = false;
+      enableActions();
     }
   }
 
@@ -751,6 +889,7 @@
     state.submitting = true;
     try {
       if (!documentMode) await N.api.post(endpoints.skip(doc.id), {});
+      state.undo = []; // skipping sets this document's changes aside on purpose
       say(interpolate(gettext("Skipped document #%(id)s."), { id: doc.id }, true));
       await advance();
     } catch (err) {
@@ -786,6 +925,14 @@
     if (event.target.closest("button")) event.preventDefault();
   });
 
+  // Spans changed and not saved: the browser asks before a reload, Back or a link loses them.
+  window.addEventListener("beforeunload", (event) => {
+    if (state.item && state.undo.length > 0) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
+
   // Leaving the page gives the item fetched ahead back to the queue at once, so no one waits
   // for its claim to expire. The item on screen stays claimed: coming back resumes it.
   window.addEventListener("pagehide", () => {
@@ -803,6 +950,7 @@
       $("guidelines-text").textContent = project.description || "";
       $("ws-guidelines").hidden = !(project.description || "").trim();
       N.revealAdmin(project.role === "admin");
+      state.isAdmin = project.role === "admin";
       state.labels = project.labels.map((label, i) => ({
         name: label.name,
         color: label.color,
