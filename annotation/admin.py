@@ -1,8 +1,10 @@
 """Django admin for every annotation model: the fallback UI for an operator."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import Annotation, Document, Prediction, Project, ProjectMembership, Skip
+from nerloop.errors import CodedAPIException
+
+from .models import Annotation, Document, Prediction, Project, ProjectMembership, Role, Skip
 
 
 class MembershipInline(admin.TabularInline):
@@ -11,18 +13,75 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class MembershipRules:
+    """Memberships change through ``Project.add_member``/``remove_member`` here as in the API:
+    a project keeps an admin (E107, shown as an error message), and a user taken off or made
+    a client gives back the documents they held."""
+
+    def _guarded(self, request, change) -> bool:
+        try:
+            change()
+        except CodedAPIException as exc:
+            self.message_user(request, str(exc.detail), messages.ERROR)
+            return False
+        return True
+
+    def _save_membership(self, request, membership) -> None:
+        if not self._guarded(
+            request, lambda: membership.project.add_member(membership.user, membership.role)
+        ):
+            return
+        membership.pk = ProjectMembership.objects.get(
+            project=membership.project, user=membership.user
+        ).pk
+
+    def _delete_membership(self, request, membership) -> None:
+        self._guarded(request, lambda: membership.project.remove_member(membership.user))
+
+
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(MembershipRules, admin.ModelAdmin):
     list_display = ["id", "name", "selection_strategy", "retrain_threshold", "created"]
     search_fields = ["name"]
     inlines = [MembershipInline]
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ProjectMembership:
+            return super().save_formset(request, form, formset, change)
+        memberships = formset.save(commit=False)
+        for membership in memberships:
+            self._save_membership(request, membership)
+        for membership in formset.deleted_objects:
+            self._delete_membership(request, membership)
+
 
 @admin.register(ProjectMembership)
-class ProjectMembershipAdmin(admin.ModelAdmin):
+class ProjectMembershipAdmin(MembershipRules, admin.ModelAdmin):
     list_display = ["project", "user", "role", "created"]
     list_filter = ["role"]
     autocomplete_fields = ["user", "project"]
+
+    def save_model(self, request, obj, form, change):
+        if change and "user" in form.changed_data:  # moved to another user: the old one leaves
+            old = ProjectMembership.objects.get(pk=obj.pk)
+            if not self._guarded(request, lambda: old.project.remove_member(old.user)):
+                return
+        self._save_membership(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        # the last admin's membership offers no delete button (E107 would refuse it)
+        if obj is not None and obj.role == Role.ADMIN:
+            others = obj.project.memberships.filter(role=Role.ADMIN).exclude(pk=obj.pk)
+            if not others.exists():
+                return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        self._delete_membership(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset.select_related("project", "user"):
+            self._delete_membership(request, membership)
 
 
 @admin.register(Document)

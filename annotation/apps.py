@@ -8,7 +8,8 @@ class AnnotationConfig(AppConfig):
     def ready(self) -> None:
         from nerloop import logins
 
-        from . import tokens
+        from . import integrity, tokens
 
         tokens.connect()
+        integrity.connect()
         logins.connect()

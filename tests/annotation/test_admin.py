@@ -39,3 +39,66 @@ def test_admin_pages_render(world, model):
     if first is not None:
         change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[first.pk])
         assert client.get(change).status_code == 200
+
+
+def _operator(world) -> Client:
+    world.admin.is_staff = world.admin.is_superuser = True
+    world.admin.save()
+    client = Client()
+    client.force_login(world.admin)
+    return client
+
+
+@pytest.mark.django_db
+def test_admin_keeps_a_projects_last_admin_and_releases_what_a_removed_member_held(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.models import ProjectMembership
+
+    client = _operator(world)
+    held = world.document(
+        assignee=world.annotator, assigned_until=timezone.now() + timedelta(minutes=5)
+    )
+    last_admin = ProjectMembership.objects.get(project=world.project, user=world.admin)
+    url = reverse("admin:annotation_projectmembership_delete", args=[last_admin.pk])
+    assert client.post(url, {"post": "yes"}).status_code == 403  # no delete for the last admin
+    assert ProjectMembership.objects.filter(pk=last_admin.pk).exists()
+    # nor through the bulk action
+    changelist = reverse("admin:annotation_projectmembership_changelist")
+    client.post(
+        changelist,
+        {"action": "delete_selected", "_selected_action": [last_admin.pk], "post": "yes"},
+    )
+    assert ProjectMembership.objects.filter(pk=last_admin.pk).exists()
+    # nor by demoting it on its change page: the rule's message, and the role stays
+    change = reverse("admin:annotation_projectmembership_change", args=[last_admin.pk])
+    answer = client.post(
+        change,
+        {"project": world.project.pk, "user": world.admin.pk, "role": "annotator"},
+        follow=True,
+    )
+    assert "must keep at least one admin" in answer.content.decode()
+    last_admin.refresh_from_db()
+    assert last_admin.role == "admin"
+
+    member = ProjectMembership.objects.get(project=world.project, user=world.annotator)
+    url = reverse("admin:annotation_projectmembership_delete", args=[member.pk])
+    client.post(url, {"post": "yes"})
+    assert not ProjectMembership.objects.filter(pk=member.pk).exists()
+    held.refresh_from_db()
+    assert held.assignee is None and held.assigned_until is None
+
+
+@pytest.mark.django_db
+def test_deleting_an_annotation_reopens_its_document(world):
+    client = _operator(world)
+    doc = world.document(status="validated")
+    annotation = Annotation.objects.create(document=doc, spans=[], validated=True)
+    client.post(
+        reverse("admin:annotation_annotation_delete", args=[annotation.pk]), {"post": "yes"}
+    )
+    doc.refresh_from_db()
+    assert not Annotation.objects.filter(document=doc).exists()
+    assert doc.status == "new"  # back in the pool, to be predicted and reviewed
