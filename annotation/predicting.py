@@ -137,7 +137,7 @@ def predict_documents(project_id: int, document_ids: Iterable[int], batch: int =
     again = done.exclude(document__predicted_by=version).values_list("document_id", "mean_entropy")
     for group in _chunks(list(again), batch):
         with transaction.atomic():
-            mark_predicted(version, group)
+            mark_predicted(version, group, project.pk)
     documents = list(
         Document.objects.filter(project=project, pk__in=ids)
         .exclude(pk__in=done.values("document_id"))
@@ -172,7 +172,9 @@ def store_predictions(version: ModelVersion, documents: list[Document], answers)
         )
     with transaction.atomic():
         insert_predictions(rows)
-        mark_predicted(version, [(row.document.pk, row.mean_entropy) for row in rows])
+        scores = [(row.document.pk, row.mean_entropy) for row in rows]
+        if rows:
+            mark_predicted(version, scores, rows[0].document.project_id)
     return len(rows)
 
 
@@ -218,10 +220,27 @@ def _copy_predictions(rows: list[Prediction]) -> None:
             )
 
 
-def mark_predicted(version: ModelVersion, scores: list[tuple[int, float]]) -> None:
+def still_serves(version: ModelVersion, project_id: int) -> bool:
+    """Whether ``version`` still answers for the project: its active version, or the default
+    one while the project has none."""
+    active = (
+        ModelVersion.objects.filter(project_id=project_id, status=ModelVersion.Status.ACTIVE)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return active == version.pk if version.project_id is not None else active is None
+
+
+def mark_predicted(version: ModelVersion, scores: list[tuple[int, float]], project_id: int) -> None:
     """One UPDATE for the batch (each row rewritten once): the uncertainty per id, the
     version, and new -> predicted decided in SQL, so a status that a submission set meanwhile
-    stays. PostgreSQL joins the values as arrays; elsewhere a CASE does the same, slower."""
+    stays. PostgreSQL joins the values as arrays; elsewhere a CASE does the same, slower.
+
+    Nothing is marked when ``version`` no longer serves the project (an admin activated
+    another one while this batch was being predicted): its predictions stay stored, and the
+    documents keep the answers of the version that serves, which re-prediction brings."""
+    if not scores or not still_serves(version, project_id):
+        return
     ids = [pk for pk, _ in scores]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

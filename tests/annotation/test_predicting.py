@@ -214,3 +214,29 @@ def test_predicting_insert_skips_rows_stored_meanwhile(world, default_bundle):
     insert_predictions(rows(first, second))
     assert Prediction.objects.count() == 2
     assert list(Prediction.objects.get(document=second).vector) == [0.5, 1.5]
+
+
+def test_a_batch_predicted_by_a_version_retired_meanwhile_does_not_take_over(
+    world, default_bundle, project_bundle, tmp_path
+):
+    """A prediction task of the old version still running when an admin activates another:
+    its answers are stored, but the documents keep the serving version's."""
+    from annotation.predicting import load_bundle, store_predictions
+
+    old = ModelVersion.objects.create(
+        project=world.project, version="tiny-project", bundle_path=str(project_bundle)
+    )
+    old.activate()
+    doc = world.document("张三在北京。")
+    answers = load_bundle(old).predict([doc.text])  # the old task is mid-batch ...
+    new_path = build_tiny_bundle(tmp_path / "new", version="tiny-new", seed=11)
+    new = ModelVersion.objects.create(
+        project=world.project, version="tiny-new", bundle_path=str(new_path)
+    )
+    new.activate()
+    predict_documents(world.project.pk, [doc.pk])  # ... while the new one re-predicts
+    store_predictions(old, [doc], answers)  # ... and then the old task writes
+    doc.refresh_from_db()
+    assert doc.predicted_by == new and doc.latest_prediction().model_version == new
+    assert Prediction.objects.filter(document=doc, model_version=old).exists()
+    registry.unload(new_path)
