@@ -12,14 +12,12 @@ from collections.abc import Iterator
 
 from django.db.models import F, JSONField, OuterRef, Subquery
 
-from .formats import FORMATS, iter_lines
+from .formats import FORMATS, SOURCE_KEY, SPLIT_KEY, iter_lines
 from .models import Document, Prediction, Project
 from .spans import Example, Span
 
 CHUNK_ROWS = 2000  # rows fetched per round trip
 CHUNK_CHARS = 256 * 1024  # characters per response chunk
-SOURCE_KEY = "nerloop_source"  # where a record's spans come from
-SPLIT_KEY = "nerloop_split"  # the document's split
 
 CONTENT_TYPES = {
     "cluener": ("application/x-ndjson", "json"),

@@ -41,6 +41,10 @@ from .spans import Example, Span, SpanError, validate_spans
 from .tags import SCHEMES, TagError, detect_scheme, spans_to_tags, tags_to_spans
 
 NESTED_KEY = "nested_spans"
+# meta a nerloop export adds to every record (annotation.exporting): the document's split, and
+# where its spans come from: "human" (validated), "draft", "model <version>" or "none"
+SOURCE_KEY = "nerloop_source"
+SPLIT_KEY = "nerloop_split"
 TOO_DEEP = "invalid JSON: nested too deeply"
 
 NumberedLines = Iterable[tuple[int, str]]
@@ -580,7 +584,17 @@ class LabelStudio(Format):
                 }
                 for start, end, label in spans
             ]
-            task = {"data": data, "annotations": [{"result": result}]}
+            # where Label Studio keeps each kind of answer: a human's in annotations (a task
+            # with one is "completed"), a model's in predictions, a draft in drafts; a task
+            # nobody answered has none
+            source = example.meta.get(SOURCE_KEY, "human")
+            task: dict[str, Any] = {"data": data}
+            if source == "human":
+                task["annotations"] = [{"result": result}]
+            elif source == "draft":
+                task["drafts"] = [{"result": result}]
+            elif isinstance(source, str) and source.startswith("model "):
+                task["predictions"] = [{"model_version": source[6:], "result": result}]
             yield ("\n" if index == 1 else ",\n") + _dumps(task)
         yield "\n]\n"
 

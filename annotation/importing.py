@@ -21,8 +21,15 @@ from nerloop.errors import CodedAPIException
 from nerloop.parsers import string_problem, unstorable
 from nerloop.tasks import ensure_broker
 
-from .exporting import SOURCE_KEY, SPLIT_KEY
-from .formats import FORMATS, FormatError, guess_format, head_lines, iter_located
+from .formats import (
+    FORMATS,
+    SOURCE_KEY,
+    SPLIT_KEY,
+    FormatError,
+    guess_format,
+    head_lines,
+    iter_located,
+)
 from .models import (
     Annotation,
     Document,

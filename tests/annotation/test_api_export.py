@@ -162,3 +162,25 @@ def test_export_rejects_a_bad_query(world, query, field):
     response = world.api("admin").get(url(world, "jsonl", query))
     assert response.status_code == 400
     assert field in response.json()["error"]["detail"]
+
+
+def test_export_label_studio_keeps_each_kind_of_answer_where_label_studio_does(world):
+    version = ModelVersion.objects.create(project=world.project, version="v9", bundle_path="/x")
+    human = world.document("张三在北京。", status="validated")
+    Annotation.objects.create(document=human, validated=True, spans=[])  # "no entity"
+    draft = world.document("李四在上海。", status="annotated")
+    Annotation.objects.create(document=draft, spans=[{"start": 0, "end": 2, "label": "PER"}])
+    guessed = world.document("王五在杭州。", status="predicted", predicted_by=version)
+    Prediction.objects.create(
+        document=guessed, model_version=version, mean_entropy=0.1, max_entropy=0.2,
+        least_confidence=0.1, mnlp=-0.1, spans=[{"start": 0, "end": 2, "label": "PER", "score": 0.9}],
+    )  # fmt: skip
+    world.document("没有人看过。")
+    tasks = json.loads(body(world.api("admin").get(url(world, "label_studio", "?predictions=1"))))
+    assert tasks[0]["annotations"] == [{"result": []}]  # a human's answer: completed
+    assert (
+        "annotations" not in tasks[1]
+        and tasks[1]["drafts"][0]["result"][0]["value"]["text"] == "李四"
+    )
+    assert "annotations" not in tasks[2] and tasks[2]["predictions"][0]["model_version"] == "v9"
+    assert set(tasks[3]) == {"data"}  # nobody answered: not completed in Label Studio
