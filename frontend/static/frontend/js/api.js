@@ -52,7 +52,12 @@
   /** Call the REST API. Resolves with the parsed JSON (null for 204), rejects with ApiError. */
   async function request(method, path, body, options) {
     const url = path.startsWith("/") ? path : apiRoot() + path;
-    const headers = { Accept: "application/json" };
+    // the API answers in the page's language (DRF's field messages, Django's): an English
+    // browser on the Chinese UI would otherwise get English messages inside Chinese ones
+    const headers = {
+      Accept: "application/json",
+      "Accept-Language": document.documentElement.lang || "zh-hans",
+    };
     let payload;
     if (body instanceof FormData) {
       payload = body;
