@@ -564,3 +564,25 @@ def test_workspace_empty_queue_says_why_and_disables_its_buttons(page, live_serv
     page.keyboard.press("s")
     page.wait_for_function("document.getElementById('doc-empty').textContent.includes('跳过')")
     assert page.is_disabled("#btn-submit")
+
+
+def test_workspace_span_menu_from_the_keyboard(page, live_server, world, model):
+    queue_document(
+        world.project,
+        model,
+        "王小明在上海工作。",
+        [{"start": 4, "end": 6, "label": "PER", "score": 0.4}],
+        0.9,
+    )
+    open_workspace(page, live_server, world)
+    assert page.inner_text("#help-label-keys") == "1 2 3"  # the project's own keys
+    keys = page.keyboard
+    keys.press("Tab")  # the span 上海
+    keys.press("Shift+F10")
+    page.wait_for_selector("#span-menu:not([hidden])")
+    assert page.evaluate("document.activeElement.closest('#span-menu') !== null")
+    keys.press("Tab")  # the second label, LOC
+    keys.press("Enter")
+    assert page.locator("mark.ent").get_attribute("data-label") == "LOC"
+    assert page.is_hidden("#span-menu")
+    assert page.evaluate("document.activeElement.id") == "doc-view"

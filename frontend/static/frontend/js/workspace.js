@@ -387,7 +387,9 @@
   }
 
   function closeMenu() {
+    const hadFocus = menu.contains(document.activeElement);
     menu.hidden = true;
+    if (hadFocus) view.focus({ preventScroll: true }); // back to the text, not to the page
   }
 
   function showTooltip(mark) {
@@ -603,6 +605,10 @@
       moveCaret(key === "End" ? state.length : -state.length, event.shiftKey);
     } else if (key === "Tab" && state.item && document.activeElement === view) {
       if (cycleFocus(event.shiftKey ? -1 : 1)) event.preventDefault();
+    } else if ((key === "ContextMenu" || (key === "F10" && event.shiftKey)) && state.focus >= 0) {
+      event.preventDefault(); // the focused span's menu, its first label focused
+      openMenu(state.focus, view.querySelector(`mark.ent[data-index="${state.focus}"]`));
+      menu.querySelector("button").focus();
     } else if ((key === "Delete" || key === "Backspace") && state.focus >= 0) {
       event.preventDefault();
       deleteSpan(state.focus);
@@ -960,6 +966,8 @@
       state.keyToLabel = {};
       for (const label of state.labels) if (label.hotkey) state.keyToLabel[label.hotkey] = label.name;
       renderLabelBar();
+      $("help-label-keys").textContent =
+        state.labels.map((label) => label.hotkey).filter(Boolean).join(" ") || "–";
     } catch (err) {
       sayError(err);
       return;
