@@ -22,11 +22,6 @@ from nerloop.errors import CodedAPIException
 
 from .spans import Span, SpanError, validate_spans
 
-DEFAULT_LABELS = [
-    {"name": "PER", "color": "#ff4d4f", "hotkey": "1"},
-    {"name": "LOC", "color": "#13c2c2", "hotkey": "2"},
-    {"name": "ORG", "color": "#fadb14", "hotkey": "3"},
-]
 # Colours of labels created without one: twelve that read apart on the UI's dark background
 PALETTE = [
     "#a78bfa", "#34d399", "#fb923c", "#f472b6", "#60a5fa", "#a3e635",
@@ -46,7 +41,8 @@ DEFAULT_HOTKEYS = "1234567890"
 
 
 def default_labels() -> list[dict]:
-    return [dict(label) for label in DEFAULT_LABELS]
+    """PER, LOC, ORG with the palette's colours, as any project's first labels get them."""
+    return normalize_labels(["PER", "LOC", "ORG"])
 
 
 # Keys the annotation workspace itself answers to (frontend/static/frontend/js/workspace.js).
@@ -84,19 +80,26 @@ def normalize_labels(raw) -> list[dict]:
     for index, item in enumerate(raw):
         if isinstance(item, str):
             item = {"name": item}
+        row = index + 1  # as the settings page and a person count them
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise CodedAPIException("E106", f"label {index}: expected an object with a name")
+            raise CodedAPIException("E106", f"label {row}: expected an object with a name")
         name = item["name"].strip()
         if not valid_label_name(name):
-            raise CodedAPIException("E106", f"label {index}: invalid name {name!r}")
+            why = "a name is needed" if not name else "no spaces, no leading '-'"
+            raise CodedAPIException("E106", f"label {row}: invalid name {name!r} ({why})")
         if name in names:
-            raise CodedAPIException("E106", f"label {index}: duplicate name {name!r}")
+            raise CodedAPIException("E106", f"label {row}: duplicate name {name!r}")
         color = item.get("color") or ""
         if not isinstance(color, str) or (color and not COLOR_RE.match(color)):
             raise CodedAPIException("E106", f"label {name!r}: colour must be #rrggbb")
         hotkey = item.get("hotkey") or ""
         if not isinstance(hotkey, str) or len(hotkey) > 1 or hotkey.isspace():
             raise CodedAPIException("E106", f"label {name!r}: hotkey must be one character")
+        if hotkey and not (hotkey.isascii() and hotkey.isprintable()):
+            # "中" comes from an input method, which sends no such key press
+            raise CodedAPIException(
+                "E106", f"label {name!r}: hotkey {hotkey!r} is not a key (one ASCII character)"
+            )
         if hotkey in WORKSPACE_KEYS:
             raise CodedAPIException(
                 "E106",

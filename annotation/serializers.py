@@ -17,7 +17,7 @@ from .tags import SCHEMES
 class ProjectSerializer(serializers.ModelSerializer):
     labels = serializers.JSONField(
         required=False,
-        help_text='ordered labels: [{"name": "PER", "color": "#ff4d4f", "hotkey": "1"}, ...]',
+        help_text='ordered labels: [{"name": "PER", "color": "#a78bfa", "hotkey": "1"}, ...]',
     )
     role = serializers.SerializerMethodField()
 

@@ -68,6 +68,11 @@ def test_projects_labels_without_hotkeys_get_free_digits(world):
         ([{"name": "PER", "hotkey": "s"}], "hotkey 's' is the workspace's skip key"),
         ([{"name": "PER", "hotkey": "A"}], "hotkey 'A' is the workspace's keep-suggestions key"),
         ([{"name": "PER", "hotkey": " "}], "hotkey must be one character"),
+        ([{"name": "PER", "hotkey": "中"}], "hotkey '中' is not a key"),
+        (
+            [{"name": "PER"}, {"name": "LOC"}, {"name": ""}],
+            "label 3: invalid name '' (a name is needed)",
+        ),
         ("PER", "list"),
     ],
 )

@@ -586,3 +586,27 @@ def test_workspace_span_menu_from_the_keyboard(page, live_server, world, model):
     assert page.locator("mark.ent").get_attribute("data-label") == "LOC"
     assert page.is_hidden("#span-menu")
     assert page.evaluate("document.activeElement.id") == "doc-view"
+
+
+def test_workspace_keyboard_selection_is_trimmed_and_a_replacement_is_said(
+    page, live_server, world, model
+):
+    doc = queue_document(
+        world.project,
+        model,
+        "我见了 王小明 。",
+        [{"start": 4, "end": 6, "label": "LOC", "score": 0.4}],
+        0.9,
+    )
+    open_workspace(page, live_server, world)
+    keys = page.keyboard
+    keys.press("Home")
+    for _ in range(3):
+        keys.press("ArrowRight")  # before the space
+    for _ in range(5):
+        keys.press("Shift+ArrowRight")  # " 王小明 "
+    keys.press("1")
+    assert page.inner_text("#ws-status") == "已添加 PER。 它替换了 LOC 王小（按 Ctrl+Z 可撤销）。"
+    keys.press("Enter")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert stored_spans(doc) == [(4, 7, "PER")]

@@ -59,7 +59,8 @@
   }
 
   const fmt = (x, digits = 3) => (typeof x === "number" && isFinite(x) ? x.toFixed(digits) : "–");
-  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "–");
+  const pageLanguage = document.documentElement.lang || undefined; // dates as the page reads
+  const when = (iso) => (iso ? new Date(iso).toLocaleString(pageLanguage) : "–");
 
   /** The promotion gate's decision in the page's language, from the version's metrics (the
    * server's English sentence stays in the cell's tooltip, and is the text for versions
@@ -537,7 +538,7 @@
       return;
     }
     $("dash-updated").textContent = interpolate(
-      gettext("updated %(time)s"), { time: new Date().toLocaleTimeString() }, true);
+      gettext("updated %(time)s"), { time: new Date().toLocaleTimeString(pageLanguage) }, true);
   }
 
   function schedule() {

@@ -293,7 +293,16 @@
   function applyLabel(label) {
     closeMenu();
     if (state.sel) {
-      const { start, end } = state.sel;
+      // whitespace at the edges is not part of a mention (the mouse trims it too)
+      const points = Array.from(state.text);
+      let { start, end } = state.sel;
+      while (start < end && /\s/u.test(points[start])) start += 1;
+      while (end > start && /\s/u.test(points[end - 1])) end -= 1;
+      if (start === end) {
+        say(gettext("Only spaces are selected: select the mention's characters."));
+        return;
+      }
+      const replaced = state.spans.filter((s) => s.end > start && s.start < end);
       change(() => {
         state.spans = state.spans.filter((s) => s.end <= start || s.start >= end);
         state.spans.push({ start, end, label, score: null, suggested: false });
@@ -301,7 +310,12 @@
         state.focus = state.spans.length - 1;
         state.caret = end;
       });
-      say(interpolate(gettext("Added %(label)s."), { label }, true), "ok");
+      const added = interpolate(gettext("Added %(label)s."), { label }, true);
+      const gone = replaced.length
+        ? " " + interpolate(gettext("It replaces %(spans)s (Ctrl+Z undoes it)."),
+          { spans: replaced.map(spanName).join(", ") }, true)
+        : "";
+      say(added + gone, "ok");
       return;
     }
     if (state.focus >= 0) {
@@ -979,6 +993,8 @@
       return;
     }
     if (documentMode) {
+      // nothing is skipped here: the key only moves on, leaving this document as it was
+      $("btn-skip").firstChild.textContent = gettext("Next without saving") + " ";
       $("back-to-list").href = returnPage();
       if (backToQueue) $("back-to-list").textContent = gettext("Back to the queue");
       $("back-to-list").hidden = false;
