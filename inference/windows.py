@@ -7,7 +7,8 @@ share ``overlap`` characters, giving the model context on both sides of every su
 A text that fits ``max_len`` is one window, whatever it holds. (CLUENER dev joined into
 1,100-character documents, a two-epoch model: 69.57 F1 predicting the sentences one by one,
 69.04 with the earlier 256-character windows cut at the last sentence end and overlapping,
-69.42 this way.) The engine predicts all windows of all texts in the same length-bucketed
+69.42 this way. MSRA test, whose 12 sentences over 256 characters are windowed, with a model
+trained 420 s on msra/dev.bio: 73.82 before, 73.88 this way.) The engine predicts all windows of all texts in the same length-bucketed
 batches as short texts, then calls ``merge_spans`` and ``owned_ranges`` here.
 """
 
