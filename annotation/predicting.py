@@ -275,9 +275,18 @@ def sweep_unpredicted(grace: timedelta = timedelta(minutes=30)) -> int:
     """Re-queue documents left unpredicted (a task lost with its worker, a model not ready).
 
     ``grace`` leaves alone documents still waiting behind a long import in the queue; a
-    document queued twice costs the second task one query (it is skipped as predicted)."""
+    document queued twice costs the second task one query (it is skipped as predicted).
+    A project no model can serve yet is left alone: its tasks would do nothing, every ten
+    minutes, ahead of real work in the queue (30,000 such documents held it for minutes), and
+    its first promotion predicts the whole pool anyway."""
+    from inference.engine import ModelNotReady
+
     queued = 0
     for project in Project.objects.filter(documents__predicted_by__isnull=True).distinct():
+        try:
+            serving_version(project)
+        except ModelNotReady:
+            continue
         queued += enqueue_unpredicted(project, older_than=grace)
     if queued:
         log.info("re-queued %d prediction chunks", queued)

@@ -33,8 +33,23 @@ def test_tasks_log_their_duration(world, caplog):
     assert any("annotation.predict_documents ok in" in r.getMessage() for r in caplog.records)
 
 
+@pytest.fixture
+def default_bundle(tmp_path):
+    from django.test import override_settings
+
+    from inference import registry
+    from tests.inference.conftest import build_tiny_bundle
+
+    path = build_tiny_bundle(tmp_path / "default", version="tiny-default")
+    with override_settings(DEFAULT_BUNDLE=str(path)):
+        yield path
+    registry.unload(path)
+
+
 @pytest.mark.django_db
-def test_sweep_requeues_only_old_unpredicted_documents(world, django_capture_on_commit_callbacks):
+def test_sweep_requeues_only_old_unpredicted_documents(
+    world, default_bundle, django_capture_on_commit_callbacks
+):
     old = world.document("旧的")
     Document.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(hours=1))
     world.document("刚导入的")
@@ -44,3 +59,11 @@ def test_sweep_requeues_only_old_unpredicted_documents(world, django_capture_on_
     for callback in callbacks:
         sent.append(callback.args)
     assert sent == [(world.project.pk, [old.pk])]
+
+
+@pytest.mark.django_db
+def test_sweep_leaves_projects_no_model_can_serve_yet(world, tmp_path, settings):
+    settings.DEFAULT_BUNDLE = str(tmp_path / "none")  # no default model, no active version
+    old = world.document("旧的")
+    Document.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(hours=1))
+    assert predicting.sweep_unpredicted() == 0  # nothing queued that could only do nothing

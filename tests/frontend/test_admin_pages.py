@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotation.models import Annotation, Document, Project, normalize_labels
+from annotation.models import Annotation, Document, Project, ProjectMembership, normalize_labels
 from tests.frontend.conftest import PASSWORD, login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -255,3 +255,21 @@ def test_api_docs_render_offline(page, live_server, world):
     page.goto(f"{live_server.url}/api/docs/")
     page.wait_for_selector(".swagger-ui .opblock-tag")
     assert page.locator(".opblock").count() > 20
+
+
+def test_home_page_lists_more_projects_than_one_api_page(page, live_server, world):
+    """The project list comes in pages of 100: the home page follows DRF's absolute next
+    links, and the playground's model picker too."""
+    projects = Project.objects.bulk_create(
+        [Project(name=f"批量项目{i:03}", created_by=world.annotator) for i in range(120)]
+    )
+    ProjectMembership.objects.bulk_create(
+        [ProjectMembership(project=p, user=world.annotator, role="annotator") for p in projects]
+    )
+    login(page, live_server, "annotator")
+    page.wait_for_function("document.querySelectorAll('.project-card').length === 121")
+    page.goto(f"{live_server.url}/playground/")
+    page.wait_for_function(
+        "document.querySelector('#play-project') &&"
+        " document.querySelectorAll('#play-project option').length > 120"
+    )

@@ -109,7 +109,9 @@
     if (Array.isArray(data)) return data;
     const items = [...(data.results || [])];
     while (data.next) {
-      data = await api.get(data.next);
+      // DRF's next link is absolute (http://host/api/v1/...?page=2): ask for its path
+      const next = new URL(data.next, location.href);
+      data = await api.get(next.pathname + next.search);
       items.push(...(data.results || []));
     }
     return items;
