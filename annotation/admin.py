@@ -1,8 +1,9 @@
 """Django admin for every annotation model: the fallback UI for an operator."""
 
 from django.contrib import admin, messages
+from django.shortcuts import redirect
 
-from nerloop.errors import CodedAPIException
+from nerloop.errors import CodedAPIException, Errors
 
 from .models import Annotation, Document, Prediction, Project, ProjectMembership, Role, Skip
 
@@ -45,6 +46,13 @@ class ProjectAdmin(MembershipRules, admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [MembershipInline]
 
+    def delete_model(self, request, obj):  # as the API deletes it: bundles too, not mid-run
+        self._guarded(request, obj.delete_everything)
+
+    def delete_queryset(self, request, queryset):
+        for project in queryset:
+            self._guarded(request, project.delete_everything)
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not ProjectMembership:
             return super().save_formset(request, form, formset, change)
@@ -68,13 +76,15 @@ class ProjectMembershipAdmin(MembershipRules, admin.ModelAdmin):
                 return
         self._save_membership(request, obj)
 
-    def has_delete_permission(self, request, obj=None):
-        # the last admin's membership offers no delete button (E107 would refuse it)
-        if obj is not None and obj.role == Role.ADMIN:
-            others = obj.project.memberships.filter(role=Role.ADMIN).exclude(pk=obj.pk)
-            if not others.exists():
-                return False
-        return super().has_delete_permission(request, obj)
+    def delete_view(self, request, object_id, extra_context=None):
+        # the last admin's membership: E107's message instead of "deleted successfully"
+        membership = self.get_object(request, object_id)
+        if request.method == "POST" and membership is not None and membership.role == Role.ADMIN:
+            project = membership.project
+            if not project.memberships.filter(role=Role.ADMIN).exclude(pk=membership.pk).exists():
+                self.message_user(request, Errors.E107, messages.ERROR)
+                return redirect("admin:annotation_projectmembership_change", membership.pk)
+        return super().delete_view(request, object_id, extra_context)
 
     def delete_model(self, request, obj):
         self._delete_membership(request, obj)

@@ -104,8 +104,9 @@ class ProjectListView(generics.ListCreateAPIView):
         serializer.context["roles"] = {project.pk: Role.ADMIN}
 
 
-class ProjectDetailView(generics.RetrieveUpdateAPIView):
-    """Read a project (any member); change its name, labels or settings (admins)."""
+class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
+    """Read a project (any member); change its name, labels or settings, or delete it with
+    everything in it (admins; 409 E108 while a training run is queued or running)."""
 
     serializer_class = ProjectSerializer
 
@@ -119,6 +120,9 @@ class ProjectDetailView(generics.RetrieveUpdateAPIView):
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "roles": {self.project.pk: self.role}}
+
+    def perform_destroy(self, instance):
+        instance.delete_everything()
 
 
 class MemberListView(generics.ListCreateAPIView):

@@ -7,12 +7,22 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.db.models.signals import post_delete
+
+
+def _started_by(kwargs, model) -> bool:
+    """Whether the deletion was of ``model`` itself, not a cascade from a document or a
+    project being deleted (nothing to reopen or release then)."""
+    origin = kwargs.get("origin")
+    return (origin.model if isinstance(origin, QuerySet) else type(origin)) is model
 
 
 def reopen_document(sender, instance, **kwargs) -> None:
     from .models import Document
 
+    if not _started_by(kwargs, sender):
+        return
     rows = Document.objects.filter(pk=instance.document_id)
     rows.filter(predicted_by__isnull=False).update(status=Document.Status.PREDICTED)
     rows.filter(predicted_by__isnull=True).update(status=Document.Status.NEW)
@@ -21,6 +31,8 @@ def reopen_document(sender, instance, **kwargs) -> None:
 def release_held(sender, instance, **kwargs) -> None:
     from .models import Document
 
+    if not _started_by(kwargs, sender):
+        return
     Document.objects.filter(project_id=instance.project_id, assignee_id=instance.user_id).update(
         assignee=None, assigned_until=None
     )

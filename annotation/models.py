@@ -11,6 +11,7 @@ from __future__ import annotations
 import colorsys
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -206,6 +207,22 @@ class Project(models.Model):
 
     def _release_held_by(self, user) -> None:
         self.documents.filter(assignee=user).update(assignee=None, assigned_until=None)
+
+    def delete_everything(self) -> None:
+        """Delete the project, its documents, annotations, predictions, model versions and
+        runs, and (once that is committed) its bundles on disk. E108 (409) while a training
+        run is queued or running: its worker would write into a project that is gone."""
+        import shutil
+
+        from learner.models import TrainingRun
+
+        folder = Path(settings.BUNDLE_DIR) / f"project-{self.pk}"
+        with transaction.atomic():
+            self.locked()
+            if TrainingRun.objects.filter(project=self, state__in=TrainingRun.BUSY).exists():
+                raise CodedAPIException("E108", status_code=409)
+            self.delete()
+            transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
 
     def locked(self) -> Project:
         """This project as stored now, its row locked until the transaction ends (call inside

@@ -25,6 +25,7 @@ class Errors:
     E105 = "queue item is not assigned to you"
     E106 = "invalid label schema"
     E107 = "a project must keep at least one admin"
+    E108 = "the project is training: delete it once the run has ended"
     E201 = "no model is ready to serve this request"
     E202 = "model bundle failed verification"
     E203 = "invalid predict request"

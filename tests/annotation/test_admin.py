@@ -63,7 +63,9 @@ def test_admin_keeps_a_projects_last_admin_and_releases_what_a_removed_member_he
     )
     last_admin = ProjectMembership.objects.get(project=world.project, user=world.admin)
     url = reverse("admin:annotation_projectmembership_delete", args=[last_admin.pk])
-    assert client.post(url, {"post": "yes"}).status_code == 403  # no delete for the last admin
+    answer = client.post(url, {"post": "yes"}, follow=True)
+    assert "must keep at least one admin" in answer.content.decode()
+    assert "deleted successfully" not in answer.content.decode()
     assert ProjectMembership.objects.filter(pk=last_admin.pk).exists()
     # nor through the bulk action
     changelist = reverse("admin:annotation_projectmembership_changelist")
@@ -102,3 +104,21 @@ def test_deleting_an_annotation_reopens_its_document(world):
     doc.refresh_from_db()
     assert not Annotation.objects.filter(document=doc).exists()
     assert doc.status == "new"  # back in the pool, to be predicted and reviewed
+
+
+@pytest.mark.django_db
+def test_admin_deletes_a_whole_project(
+    world, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from annotation.models import Project
+
+    settings.BUNDLE_DIR = tmp_path
+    (tmp_path / f"project-{world.project.pk}" / "v1").mkdir(parents=True)
+    client = _operator(world)
+    doc = world.document()
+    Annotation.objects.create(document=doc, spans=[], validated=True)
+    url = reverse("admin:annotation_project_delete", args=[world.project.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, {"post": "yes"})
+    assert not Project.objects.filter(pk=world.project.pk).exists()
+    assert not (tmp_path / f"project-{world.project.pk}").exists()

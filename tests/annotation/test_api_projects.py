@@ -251,3 +251,37 @@ def test_projects_superuser_is_admin_everywhere(world):
     world.outsider.save()
     response = world.api("outsider").get(url(world.project))
     assert response.json()["role"] == "admin"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_projects_delete_only_by_its_admins(world, role):
+    response = world.api(role).delete(f"/api/v1/projects/{world.project.pk}")
+    assert response.status_code == expected(("admin",), role, 204)
+    assert Project.objects.filter(pk=world.project.pk).exists() == (role != "admin")
+
+
+def test_projects_delete_takes_everything_with_it(
+    world, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    from annotation.models import Annotation, Document
+    from learner.models import ModelVersion, TrainingRun
+
+    settings.BUNDLE_DIR = tmp_path
+    bundles = tmp_path / f"project-{world.project.pk}"
+    (bundles / "v1").mkdir(parents=True)
+    doc = world.document()
+    Annotation.objects.create(document=doc, spans=[], validated=True)
+    version = ModelVersion.objects.create(
+        project=world.project, version="v1", bundle_path=str(bundles / "v1")
+    )
+    run = TrainingRun.objects.create(project=world.project, model_version=version, state="running")
+    api = world.api("admin")
+    busy = api.delete(f"/api/v1/projects/{world.project.pk}")
+    assert busy.status_code == 409 and busy.json()["error"]["code"] == "E108"
+    TrainingRun.objects.filter(pk=run.pk).update(state="succeeded")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/v1/projects/{world.project.pk}").status_code == 204
+    assert not Document.objects.filter(pk=doc.pk).exists()
+    assert not ModelVersion.objects.filter(pk=version.pk).exists()
+    assert not bundles.exists()
+    assert Project.objects.filter(pk=world.other_project.pk).exists()

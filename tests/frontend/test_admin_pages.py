@@ -273,3 +273,24 @@ def test_home_page_lists_more_projects_than_one_api_page(page, live_server, worl
         "document.querySelector('#play-project') &&"
         " document.querySelectorAll('#play-project option').length > 120"
     )
+
+
+def test_settings_page_deletes_the_project_once_its_name_is_typed(page, live_server, world):
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/settings/")
+    page.wait_for_selector("#delete-card:not([hidden])")
+    page.fill("#d-name", "not the name")
+    page.click("#btn-delete-project")
+    page.wait_for_selector("#delete-status.error")
+    assert Project.objects.filter(pk=world.project.pk).exists()
+    page.fill("#d-name", world.project.name)
+    page.click("#btn-delete-project")
+    page.wait_for_url(f"{live_server.url}/")
+    assert not Project.objects.filter(pk=world.project.pk).exists()
+
+
+def test_settings_page_hides_deletion_from_annotators(page, live_server, world):
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/settings/")
+    page.wait_for_selector("#nav-project-name:not(:empty)")
+    assert page.is_hidden("#delete-card")

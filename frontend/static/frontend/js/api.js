@@ -156,6 +156,7 @@
     E105: gettext("This queue item is not assigned to you"),
     E106: gettext("Invalid label schema"),
     E107: gettext("A project must keep at least one admin"),
+    E108: gettext("The project is training: delete it once the run has ended"),
     E201: gettext("No model is ready to serve this"),
     E203: gettext("Invalid prediction request"),
     E204: gettext("The task broker is unreachable; nothing was queued"),

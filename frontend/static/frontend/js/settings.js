@@ -159,6 +159,24 @@
     if (await saveMember(username, $("m-role").value)) $("m-username").value = "";
   });
 
+  $("delete-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const line = $("delete-status");
+    const shown = $("nav-project-name").textContent;
+    if ($("d-name").value.trim() !== shown) {
+      line.textContent = N.gettext("The name does not match: the project stays.");
+      line.className = "status-line error";
+      return;
+    }
+    try {
+      await N.api.del(`projects/${projectId}`);
+      location.assign("/");
+    } catch (err) {
+      line.textContent = N.describeError(err);
+      line.className = "status-line error";
+    }
+  });
+
   N.api.get(`projects/${projectId}`).then(
     (project) => {
       fill(project);
