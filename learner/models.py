@@ -8,6 +8,9 @@ Progress lives on TrainingRun rows, never in a task result backend.
 
 from __future__ import annotations
 
+import os
+import socket
+
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -116,6 +119,8 @@ class TrainingRun(models.Model):
     finished = models.DateTimeField(null=True, blank=True)
     # Touched as the run makes progress; a running run whose heartbeat stopped lost its worker.
     heartbeat = models.DateTimeField(null=True, blank=True)
+    # "host:pid" of the process running it: on that host, a dead pid means a lost run at once
+    worker = models.CharField(max_length=200, blank=True)
     log = models.TextField(blank=True)
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=10, blank=True)
@@ -145,12 +150,27 @@ class TrainingRun(models.Model):
     def start(self) -> bool:
         """Move queued -> running with a conditional UPDATE; False if another worker has it."""
         now = timezone.now()
+        worker = f"{socket.gethostname()}:{os.getpid()}"
         won = TrainingRun.objects.filter(pk=self.pk, state=self.State.QUEUED).update(
-            state=self.State.RUNNING, started=now
+            state=self.State.RUNNING, started=now, worker=worker
         )
         if won:
-            self.state, self.started = self.State.RUNNING, now
+            self.state, self.started, self.worker = self.State.RUNNING, now, worker
         return bool(won)
+
+    def worker_gone(self) -> bool:
+        """Whether the process that ran this run is known to be dead: it ran on this host and
+        its pid is gone (killed, out of memory). False when it cannot be told from here."""
+        host, _, pid = self.worker.rpartition(":")
+        if self.state != self.State.RUNNING or host != socket.gethostname() or not pid.isdigit():
+            return False
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's
+            return False
+        return False
 
     def append_log(self, line: str) -> None:
         self.log = f"{self.log}{line.rstrip()}\n"

@@ -22,6 +22,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -109,7 +110,6 @@ def request_training(
     reason = readiness(project)
     if reason:
         raise NotReady(reason)
-    from .tasks import retrain
 
     with transaction.atomic():
         # Serialises concurrent requests for one project on PostgreSQL; on SQLite the
@@ -128,7 +128,7 @@ def request_training(
             if busy is None:
                 raise
             return busy, False
-        transaction.on_commit(partial(retrain.delay, run.pk))
+        transaction.on_commit(partial(send_run, run.pk))
     log.info("project %s: training run %s queued (%s)", project.pk, run.pk, trigger)
     return run, True
 
@@ -149,35 +149,58 @@ def check_projects() -> dict:
     return {"started": started, "reaped": reaped}
 
 
+def send_run(run_id: int) -> None:
+    """Enqueue a run with no time limits in the message: the training worker applies its own
+    NERLOOP_TRAIN_TIME_LIMIT (Celery would otherwise carry the sender's, the web process's)."""
+    from .tasks import retrain
+
+    retrain.apply_async((run_id,), time_limit=None, soft_time_limit=None)
+
+
+def fail_lost_run(run: TrainingRun, now=None) -> bool:
+    """Mark a running run whose worker is gone as failed (with a clear error, and the line in
+    its log), and remove the bundle it left half-written; False if it was not running."""
+    now = now or timezone.now()
+    error = (
+        f"the worker running this job ({run.worker or 'unknown'}) stopped: killed, out of "
+        f"memory or past the {settings.TRAIN_TIME_LIMIT}s time limit; the active model is "
+        "unchanged"
+    )
+    lost = TrainingRun.objects.filter(pk=run.pk, state=TrainingRun.State.RUNNING).update(
+        state=TrainingRun.State.FAILED, finished=now, error=error, error_code="E301"
+    )
+    if not lost:
+        return False
+    run.refresh_from_db()
+    run.append_log(f"failed: {error}")
+    folder = Path(settings.BUNDLE_DIR) / f"project-{run.project_id}"
+    for partial_bundle in folder.glob("*") if folder.is_dir() else ():
+        # a bundle folder with no version: what the lost run was writing
+        unfinished = partial_bundle.is_dir() and not (partial_bundle / "manifest.json").is_file()
+        if unfinished and not ModelVersion.objects.filter(bundle_path=str(partial_bundle)).exists():
+            shutil.rmtree(partial_bundle, ignore_errors=True)
+    log.warning("training run %s lost its worker: marked failed", run.pk)
+    return True
+
+
 def reap_stale_runs(now=None) -> list[int]:
     """Fail running runs whose worker is gone (no heartbeat, or past the hard time limit) and
     re-send queued runs whose message was lost; return the ids of the runs failed."""
-    from .tasks import retrain
 
     now = now or timezone.now()
     limit = timedelta(seconds=settings.TRAIN_TIME_LIMIT + 60)
     failed = []
     for run in TrainingRun.objects.filter(state=TrainingRun.State.RUNNING):
         beat = run.heartbeat or run.started or run.created
-        if now - beat > HEARTBEAT_STALE or (run.started and now - run.started > limit):
-            lost = TrainingRun.objects.filter(pk=run.pk, state=TrainingRun.State.RUNNING).update(
-                state=TrainingRun.State.FAILED,
-                finished=now,
-                error=(
-                    "the worker running this job stopped (killed, out of memory or past the "
-                    f"{settings.TRAIN_TIME_LIMIT}s time limit); the active model is unchanged"
-                ),
-                error_code="E301",
-            )
-            if lost:
-                failed.append(run.pk)
-                log.warning("training run %s lost its worker: marked failed", run.pk)
+        stale = now - beat > HEARTBEAT_STALE or (run.started and now - run.started > limit)
+        if (stale or run.worker_gone()) and fail_lost_run(run, now):
+            failed.append(run.pk)
     stale_queue = TrainingRun.objects.filter(
         state=TrainingRun.State.QUEUED, created__lt=now - REQUEUE_AFTER
     )
     for run_id in stale_queue.values_list("pk", flat=True):
         # start() is a conditional claim, so a duplicate message does nothing
-        transaction.on_commit(partial(retrain.delay, run_id))
+        transaction.on_commit(partial(send_run, run_id))
     return failed
 
 
@@ -202,7 +225,13 @@ def run_training(run_id: int) -> int | None:
     """Carry out one queued run; returns the new version's id (None when nothing was done).
     Safe to run twice: only the caller that moves the run from queued to running works."""
     run = TrainingRun.objects.select_related("project").filter(pk=run_id).first()
-    if run is None or not run.start():
+    if run is None:
+        return None
+    if not run.start():
+        # a message for a running run: the worker that had it died (the message came back,
+        # acks_late), or another one has it; fail it now in the first case, not in 10 minutes
+        if run.worker_gone():
+            fail_lost_run(run)
         return None
     say = _RunLog(run)
     say(f"run {run.pk} ({run.trigger}) started")
@@ -214,6 +243,11 @@ def run_training(run_id: int) -> int | None:
             version, promoted = _train_and_export(run, say, made)
     except Exception as exc:  # any failure ends the run; the active model is never touched
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        if isinstance(exc, SoftTimeLimitExceeded):
+            detail = (
+                f"stopped by the time limit: NERLOOP_TRAIN_TIME_LIMIT is "
+                f"{settings.TRAIN_TIME_LIMIT}s, and a run is stopped 30s before it to clean up"
+            )
         say(f"failed: {detail}")
         log.exception("training run %s failed", run.pk)
         run.heartbeat = timezone.now()
@@ -388,7 +422,15 @@ def gate(
 
 def activate(version: ModelVersion) -> ModelVersion:
     """An admin's explicit choice (rollback included): serve ``version`` now, then refresh the
-    pool's predictions and the review queue."""
+    pool's predictions and the review queue. A bundle that fails verification (a file missing
+    or changed on disk) is refused with E202 (409), and the serving model stays: activating it
+    would report a version that no process can load."""
+    from inference.bundle import BundleError, verify
+
+    try:
+        verify(version.bundle_path)
+    except BundleError as exc:
+        raise CodedAPIException("E202", str(exc), status_code=409) from None
     now = timezone.now()
     with transaction.atomic():
         version.activate()

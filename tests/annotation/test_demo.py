@@ -64,3 +64,48 @@ def test_run_embedded_starts_web_worker_on_every_queue_and_beat():
     assert worker[worker.index("-Q") + 1] == "control,inference,training"
     assert commands["beat"][3:6] == ["-A", "nerloop", "beat"]
     assert commands["web"][1:4] == ["manage.py", "runserver", "127.0.0.1:8000"]
+
+
+class _Exited:
+    returncode = -9
+
+    def poll(self):
+        return self.returncode
+
+
+class _Running:
+    returncode = None
+
+    def poll(self):
+        return None
+
+
+def test_run_embedded_starts_an_exited_child_again_and_gives_up_on_a_loop(settings, tmp_path):
+    import io
+
+    from django.core.management.base import CommandError
+
+    folder = tmp_path / "broker"
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(folder)}
+    folder.mkdir()
+    (folder / "1_junk.inference.msg").write_text("not json")
+    (folder / "2_good.inference.msg").write_text('{"body": ""}')
+    command = Command(stdout=io.StringIO())
+    started = []
+    children = {"worker": _Exited(), "web": _Running(), "beat": _Running()}
+    exits = {name: [] for name in children}
+
+    def start(name):
+        started.append(name)
+        return _Exited() if name == "worker" else _Running()
+
+    command.restart_exited(children, exits, start)
+    assert started == ["worker"]  # only the dead one; the web server kept serving
+    assert not (folder / "1_junk.inference.msg").exists()
+    assert (folder / "rejected" / "1_junk.inference.msg").exists()  # set aside, not lost
+    assert (folder / "2_good.inference.msg").exists()
+    for _ in range(3):
+        command.restart_exited(children, exits, start)
+    with pytest.raises(CommandError, match="worker exited with status -9 5 times"):
+        command.restart_exited(children, exits, start)

@@ -169,6 +169,91 @@ def test_retraining_reaps_a_run_past_the_time_limit(ready_project, settings):
     assert retraining.reap_stale_runs() == [run.pk]
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_retraining_a_message_back_from_a_dead_worker_fails_its_run_at_once(
+    ready_project, settings, tmp_path
+):
+    """acks_late gives a killed worker's message back; the next worker finds the run running
+    under a pid that is gone, fails it with the reason and removes its half-written bundle,
+    so the next request trains at once instead of 10 minutes later."""
+    import socket
+
+    settings.BUNDLE_DIR = tmp_path
+    half = tmp_path / f"project-{ready_project.pk}" / "v2-half"
+    half.mkdir(parents=True)
+    (half / "model.onnx").write_bytes(b"partial")
+    run, _ = request_training(ready_project)
+    run.start()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        worker=f"{socket.gethostname()}:{_dead_pid()}", heartbeat=timezone.now()
+    )
+    assert retraining.run_training(run.pk) is None  # the redelivered message
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.FAILED and run.error_code == "E301"
+    assert "stopped: killed, out of memory" in run.error and "failed:" in run.log
+    assert not half.exists()
+    again, created = request_training(ready_project)
+    assert created
+
+
+def test_retraining_leaves_a_run_whose_worker_is_alive_or_elsewhere(ready_project):
+    import os
+    import socket
+
+    run, _ = request_training(ready_project)
+    run.start()
+    for worker in (f"{socket.gethostname()}:{os.getpid()}", f"another-host:{_dead_pid()}"):
+        TrainingRun.objects.filter(pk=run.pk).update(worker=worker, heartbeat=timezone.now())
+        assert retraining.run_training(run.pk) is None
+        assert retraining.reap_stale_runs() == []
+        assert TrainingRun.objects.get(pk=run.pk).state == TrainingRun.State.RUNNING
+
+
+def test_retraining_reaps_a_run_whose_worker_pid_is_gone(ready_project):
+    import socket
+
+    run, _ = request_training(ready_project)
+    run.start()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        worker=f"{socket.gethostname()}:{_dead_pid()}", heartbeat=timezone.now()
+    )
+    assert retraining.reap_stale_runs() == [run.pk]
+
+
+def test_retraining_runs_are_sent_without_the_senders_time_limits(ready_project, monkeypatch):
+    """The training worker's own NERLOOP_TRAIN_TIME_LIMIT applies, not the web process's."""
+    from learner import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.retrain, "apply_async", lambda *a, **kw: sent.append(kw))
+    retraining.send_run(7)
+    assert sent == [{"time_limit": None, "soft_time_limit": None}]
+
+
+def test_retraining_says_when_the_time_limit_stopped_a_run(ready_project, settings, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    settings.TRAIN_TIME_LIMIT = 45
+
+    def too_long(*args):
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(retraining, "_train_and_export", too_long)
+    run, _ = request_training(ready_project)
+    retraining.run_training(run.pk)
+    run.refresh_from_db()
+    assert run.state == TrainingRun.State.FAILED
+    assert run.error.startswith("stopped by the time limit: NERLOOP_TRAIN_TIME_LIMIT is 45s")
+
+
 def test_retraining_label_counts():
     from annotation.spans import Example, Span
 

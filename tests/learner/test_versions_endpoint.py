@@ -5,15 +5,17 @@ import pytest
 from learner.models import ModelVersion, TrainingRun
 from nerloop.celery import app
 from tests.base import ROLES, expected
+from tests.inference.conftest import build_tiny_bundle
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def versions(world):
-    old = ModelVersion.objects.create(project=world.project, version="v1", bundle_path="/b/v1")
+def versions(world, tmp_path):
+    paths = {name: str(build_tiny_bundle(tmp_path / name, version=name)) for name in ("v1", "v2")}
+    old = ModelVersion.objects.create(project=world.project, version="v1", bundle_path=paths["v1"])
     old.activate()
-    new = ModelVersion.objects.create(project=world.project, version="v2", bundle_path="/b/v2")
+    new = ModelVersion.objects.create(project=world.project, version="v2", bundle_path=paths["v2"])
     new.activate()
     foreign = ModelVersion.objects.create(
         project=world.other_project, version="x1", bundle_path="/b/x1"
@@ -58,6 +60,18 @@ def test_versions_endpoint_rollback_retires_the_current_and_queues_refresh(
     assert new.status == "retired"
     assert ModelVersion.active_for(world.project) == old
     assert len(callbacks) == 1  # the re-predict -> re-select chain
+
+
+def test_versions_endpoint_refuses_a_bundle_that_fails_verification(versions):
+    from pathlib import Path
+
+    world, old, new, _ = versions
+    (Path(old.bundle_path) / "model.int8.onnx").write_bytes(b"changed on disk")
+    response = world.api("admin").post(activate_url(world, old))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "E202"
+    assert "model.int8.onnx" in response.json()["error"]["detail"]
+    assert ModelVersion.active_for(world.project) == new  # the serving model stays
 
 
 def test_versions_endpoint_cannot_activate_another_projects_version(versions):

@@ -1,13 +1,17 @@
 """``python manage.py run_embedded`` (``make run``): the whole platform on one machine.
 
 Migrates, creates the admin account, trains a demo model into settings.DEFAULT_BUNDLE when
-there is none, creates the demo project, then runs a real Celery worker (both queues), Celery
-beat and the Django server as child processes until Ctrl-C, which stops all three. The
-broker is Redis when REDIS_URL is set, else kombu's filesystem transport under the data dir.
+there is none, creates the demo project, then runs a real Celery worker (every queue), Celery
+beat and the Django server as child processes until Ctrl-C, which stops all three. A child
+that exits is started again (the worker after unreadable broker messages are set aside), so
+a killed worker does not take the web server down with it; one that keeps exiting, five times
+within a minute, stops the platform. The broker is Redis when REDIS_URL is set, else kombu's
+filesystem transport under the data dir.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -26,6 +30,8 @@ from nerloop.celery import make_broker_folders
 from nerloop.tasks import BrokerUnavailable, ensure_broker
 
 ADMIN = "admin"
+RESTARTS = 5  # exits of one child within RESTART_WINDOW seconds before the platform gives up
+RESTART_WINDOW = 60.0
 
 
 class Command(BaseCommand):
@@ -121,24 +127,65 @@ class Command(BaseCommand):
             stopping = True
 
         signal.signal(signal.SIGTERM, stop)
+        commands = self.commands(addr)
+
+        def start(name: str) -> subprocess.Popen:
+            self.say(f"starting {name}: {' '.join(commands[name][1:])}")
+            return subprocess.Popen(
+                commands[name], cwd=settings.BASE_DIR, env=env, start_new_session=True
+            )
+
+        exits: dict[str, list[float]] = {name: [] for name in commands}
         try:
-            for name, command in self.commands(addr).items():
-                self.say(f"starting {name}: {' '.join(command[1:])}")
-                children[name] = subprocess.Popen(
-                    command, cwd=settings.BASE_DIR, env=env, start_new_session=True
-                )
+            for name in commands:
+                children[name] = start(name)
             time.sleep(2)
             self.banner(addr, password)
             while not stopping:
-                for name, child in children.items():
-                    if child.poll() is not None:
-                        raise CommandError(f"{name} exited with status {child.returncode}")
+                self.restart_exited(children, exits, start)
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
         finally:
             self.say("stopping web, worker and beat")
             shutdown(children)
+
+    def restart_exited(self, children: dict, exits: dict[str, list[float]], start) -> None:
+        """Start again each child that has exited; CommandError for one that exited RESTARTS
+        times within RESTART_WINDOW seconds (something that a restart does not fix)."""
+        now = time.monotonic()
+        for name, child in list(children.items()):
+            if child.poll() is None:
+                continue
+            recent = [t for t in exits[name] if now - t < RESTART_WINDOW] + [now]
+            exits[name] = recent
+            if len(recent) >= RESTARTS:
+                raise CommandError(
+                    f"{name} exited with status {child.returncode} {len(recent)} times within "
+                    f"{RESTART_WINDOW:.0f}s; stopping (see its output above)"
+                )
+            self.say(f"{name} exited with status {child.returncode}; starting it again")
+            if name == "worker":
+                self.set_aside_unreadable_messages()
+            children[name] = start(name)
+
+    def set_aside_unreadable_messages(self) -> None:
+        """The filesystem broker's worker dies on a message file that is not JSON (and on a
+        missing folder): recreate the folders and move such files to ``rejected/``."""
+        make_broker_folders()
+        folder = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("data_folder_in")
+        if not settings.CELERY_BROKER_URL.startswith("filesystem") or not folder:
+            return
+        rejected = Path(folder) / "rejected"
+        for path in Path(folder).glob("*.msg"):
+            try:
+                json.loads(path.read_text("utf-8"))
+            except FileNotFoundError:
+                continue  # taken meanwhile
+            except (ValueError, UnicodeDecodeError):
+                rejected.mkdir(exist_ok=True)
+                path.replace(rejected / path.name)
+                self.say(f"set aside an unreadable broker message: {rejected / path.name}")
 
 
 def shutdown(children: dict[str, subprocess.Popen], grace: float = 20.0) -> None:
