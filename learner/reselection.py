@@ -98,13 +98,45 @@ def build_pool(project: Project) -> selection.Pool:
     )
 
 
+def distinct_texts(project: Project, pool: selection.Pool) -> selection.Pool:
+    """The pool with one candidate per distinct text and none whose text someone already
+    answered in the project: a copy teaches the model nothing new (a pool imported twice
+    handed an annotator five copies of one sentence in a row)."""
+    if len(pool) == 0:
+        return pool
+    text_of = dict(candidate_documents(project).values_list("id", "text").iterator(chunk_size=5000))
+    answered = set(
+        Document.objects.filter(project=project, annotation__isnull=False)
+        .values_list("text", flat=True)
+        .iterator(chunk_size=5000)
+    )
+    seen: set[str] = set()
+    keep = []
+    for index, doc_id in enumerate(pool.ids.tolist()):
+        text = text_of.get(doc_id)
+        if text is None or text in answered or text in seen:
+            continue
+        seen.add(text)
+        keep.append(index)
+    if len(keep) == len(pool):
+        return pool
+    rows = np.asarray(keep, dtype=np.int64)
+    return selection.Pool(
+        ids=pool.ids[rows],
+        lengths=pool.lengths[rows],
+        uncertainty={key: values[rows] for key, values in pool.uncertainty.items()},
+        embeddings=None if pool.embeddings is None else pool.embeddings[rows],
+        texts=None if pool.texts is None else [pool.texts[i] for i in keep],
+    )
+
+
 def select_batch(project_id: int, seed: int | None = None) -> list[int]:
     """Queue the next batch of ``project``; returns the chosen document ids, best first."""
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return []
     started = time.monotonic()
-    pool = build_pool(project)
+    pool = distinct_texts(project, build_pool(project))
     strategy = project.selection_strategy
     if strategy not in selection.STRATEGIES:
         log.warning("project %s: unknown strategy %r, using the default", project.pk, strategy)

@@ -102,3 +102,21 @@ def test_reselection_cold_start_clusters_texts(world):
 
 def test_reselection_of_a_missing_project_does_nothing(db):
     assert select_batch(987654) == []
+
+
+def test_reselection_takes_one_copy_of_a_text_and_none_already_answered(world, version):
+    from annotation.models import Annotation
+
+    world.project.selection_strategy = "entropy"
+    world.project.batch_size = 3
+    world.project.save()
+    docs = predicted(
+        world,
+        version,
+        [("重复的句子", 0.9), ("重复的句子", 0.9), ("重复的句子", 0.8), ("答过的句子", 0.7),
+         ("另一句", 0.5), ("第三句", 0.3)],
+    )  # fmt: skip
+    answered = world.document("答过的句子", status="validated")
+    Annotation.objects.create(document=answered, spans=[], validated=True)
+    chosen = select_batch(world.project.pk)
+    assert chosen == [docs[0].pk, docs[4].pk, docs[5].pk]
