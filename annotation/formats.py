@@ -697,9 +697,8 @@ def iter_examples(
     ill-formed tag sequences instead of raising. Format and scheme are checked at once; file
     problems raise FormatError while iterating.
     """
-    reader = get_format(fmt)
-    checked = _scheme(scheme, source)
-    return reader.read(_numbered(lines, source), source, checked, strict)
+    located = iter_located(fmt, lines, source, scheme, strict=strict)
+    return (example for _, example in located)
 
 
 def iter_located(
@@ -713,17 +712,23 @@ def iter_located(
     """``iter_examples`` with the line each example starts on (its first non-blank line), so
     a problem found later (a label outside the schema) can name it too. None for the
     examples of a Label Studio list after the first, which are read from one buffer."""
-    reader = get_format(fmt)
+    reader = get_format(fmt)  # checked now, not at the first next()
     checked = _scheme(scheme, source)
+    return _located(reader, _numbered(lines, source), source, checked, strict)
+
+
+def _located(
+    reader: Format, lines: NumberedLines, source: str, scheme: str | None, strict: bool
+) -> Iterator[tuple[int | None, Example]]:
     first: list[int | None] = [None]
 
-    def numbered():
-        for number, line in _numbered(lines, source):
+    def noting_first():
+        for number, line in lines:
             if first[0] is None and line.strip(" \t"):
                 first[0] = number
             yield number, line
 
-    for example in reader.read(numbered(), source, checked, strict):
+    for example in reader.read(noting_first(), source, scheme, strict):
         yield first[0], example
         first[0] = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import colorsys
 import re
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -212,8 +213,6 @@ class Project(models.Model):
         """Delete the project, its documents, annotations, predictions, model versions and
         runs, and (once that is committed) its bundles on disk. E108 (409) while a training
         run is queued or running: its worker would write into a project that is gone."""
-        import shutil
-
         from learner.models import TrainingRun
 
         folder = Path(settings.BUNDLE_DIR) / f"project-{self.pk}"

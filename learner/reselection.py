@@ -104,7 +104,11 @@ def distinct_texts(project: Project, pool: selection.Pool) -> selection.Pool:
     handed an annotator five copies of one sentence in a row)."""
     if len(pool) == 0:
         return pool
-    text_of = dict(candidate_documents(project).values_list("id", "text").iterator(chunk_size=5000))
+    if pool.texts is not None:  # the cold start read them already
+        text_of = dict(zip(pool.ids.tolist(), pool.texts, strict=True))
+    else:
+        rows = candidate_documents(project).values_list("id", "text")
+        text_of = dict(rows.iterator(chunk_size=5000))
     answered = set(
         Document.objects.filter(project=project, annotation__isnull=False)
         .values_list("text", flat=True)

@@ -7,6 +7,7 @@ an anonymous caller. Loaded for the whole suite through ``pytest_plugins`` in co
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -70,11 +71,11 @@ def expected(allowed: tuple[str, ...], role: str, ok: int) -> int:
     return {"outsider": 404, "anonymous": 401}.get(role, 403)
 
 
-@pytest.fixture
-def live_worker(transactional_db):
-    """A real Celery worker consuming the ``control``, ``inference`` and ``training`` queues from the
-    configured broker (Redis in CI, the filesystem transport otherwise), in a thread of this
-    process so that it sees the test database. Its database connections are closed after
+@contextmanager
+def running_worker():
+    """A real Celery worker consuming the ``control``, ``inference`` and ``training`` queues from
+    the configured broker (Redis in CI, the filesystem transport otherwise), in a thread of
+    this process so that it sees the test database. Its database connections are closed after
     every task, so the test database can be flushed and dropped afterwards."""
     from celery.contrib.testing.worker import start_worker
     from celery.signals import task_postrun
@@ -100,6 +101,13 @@ def live_worker(transactional_db):
             yield worker
     finally:
         task_postrun.disconnect(close_connections)
+
+
+@pytest.fixture
+def live_worker(transactional_db):
+    """``running_worker`` for the length of a test."""
+    with running_worker() as worker:
+        yield worker
 
 
 def wait_for(condition, timeout: float = 60.0, interval: float = 0.2):

@@ -29,12 +29,10 @@ def test_tasks_are_routed_to_their_queue(task, queue):
 def test_a_control_task_runs_before_a_prediction_backlog_drains(transactional_db):
     """Sixty queued predictions, then a periodic check: a worker on every queue (as `make run`
     and docker-compose start them) runs the check among the first few tasks, not last."""
-    from celery.contrib.testing.worker import start_worker
-    from celery.signals import task_postrun, task_prerun
-    from django.db import connections
+    from celery.signals import task_prerun
 
     from nerloop.celery import make_broker_folders
-    from tests.base import wait_for
+    from tests.base import running_worker, wait_for
 
     make_broker_folders()
     started: list[str] = []
@@ -42,26 +40,13 @@ def test_a_control_task_runs_before_a_prediction_backlog_drains(transactional_db
     def record(sender=None, **kwargs):
         started.append(sender.name)
 
-    def close_connections(**kwargs):
-        connections.close_all()
-
     for _ in range(60):  # a project that does not exist: each task is a quick no-op
         app.send_task("annotation.predict_documents", args=[10**9, [1, 2, 3]])
     app.send_task("learner.check_projects")
     task_prerun.connect(record, weak=False)
-    task_postrun.connect(close_connections, weak=False)
     try:
-        with start_worker(
-            app,
-            pool="solo",
-            concurrency=1,
-            queues=["control", "inference", "training"],
-            perform_ping_check=False,
-            shutdown_timeout=60,
-            loglevel="WARNING",
-        ):
+        with running_worker():  # started after the backlog was queued
             wait_for(lambda: len(started) >= 61, timeout=120)
     finally:
         task_prerun.disconnect(record)
-        task_postrun.disconnect(close_connections)
     assert started.index("learner.check_projects") < 5, started[:10]

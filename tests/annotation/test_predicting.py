@@ -17,14 +17,6 @@ TEXTS = ["张三在北京。", "李四去了杭州", "今天很开心", "张小�
 
 
 @pytest.fixture
-def default_bundle(tmp_path):
-    path = build_tiny_bundle(tmp_path / "default", version="tiny-default")
-    with override_settings(DEFAULT_BUNDLE=str(path)):
-        yield path
-    registry.unload(path)
-
-
-@pytest.fixture
 def project_bundle(tmp_path):
     path = build_tiny_bundle(tmp_path / "project", version="tiny-project", seed=3)
     yield path

@@ -33,19 +33,6 @@ def test_tasks_log_their_duration(world, caplog):
     assert any("annotation.predict_documents ok in" in r.getMessage() for r in caplog.records)
 
 
-@pytest.fixture
-def default_bundle(tmp_path):
-    from django.test import override_settings
-
-    from inference import registry
-    from tests.inference.conftest import build_tiny_bundle
-
-    path = build_tiny_bundle(tmp_path / "default", version="tiny-default")
-    with override_settings(DEFAULT_BUNDLE=str(path)):
-        yield path
-    registry.unload(path)
-
-
 @pytest.mark.django_db
 def test_sweep_requeues_only_old_unpredicted_documents(
     world, default_bundle, django_capture_on_commit_callbacks

@@ -120,3 +120,11 @@ def test_reselection_takes_one_copy_of_a_text_and_none_already_answered(world, v
     Annotation.objects.create(document=answered, spans=[], validated=True)
     chosen = select_batch(world.project.pk)
     assert chosen == [docs[0].pk, docs[4].pk, docs[5].pk]
+
+
+def test_reselection_cold_start_also_takes_one_copy_of_a_text(world):
+    world.project.batch_size = 5
+    world.project.save()
+    docs = [world.document(text) for text in ("同一句", "同一句", "另一句", "第三句")]
+    chosen = select_batch(world.project.pk, seed=0)
+    assert sorted(chosen) == [docs[0].pk, docs[2].pk, docs[3].pk]
