@@ -1,24 +1,26 @@
-"""Linear-chain CRF decoding in numpy, vectorised over the whole batch.
+"""Linear-chain CRF decoding, compiled with numba and run over the whole batch in one call.
 
 Every function takes ``emissions`` ``[B, T, L]``, ``lengths`` ``[B]`` (1 <= length <= T; the
 positions from ``length`` on are padding and are ignored), ``transitions`` ``[L, L]`` where
 ``transitions[i, j]`` scores tag i followed by tag j, and ``start``/``end`` ``[L]``. A path's
 score is ``start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t] + end[y_last]``.
 
-The loops run over time steps only, never over sentences: a per-sentence Python Viterbi was
-what dominated end-to-end serving time once the ONNX graph ran in INT8.
+Serving time is what this module is about. A per-sentence Python Viterbi dominated end-to-end
+time once the ONNX graph ran in INT8; numpy over whole batches then spent most of its time
+calling small array operations once per time step. ``_decode_rows`` is one compiled loop per
+sentence: Viterbi, forward-backward, marginals, token entropy and the path's marginals.
 
-Marginals come from forward-backward. The fast path runs it in probability space with one
-scale factor per step (``exp`` taken once per batch, each step a small matrix product), which
-equals the log-space recursion up to rounding; when a step's scaled mass underflows to zero
-(scores hundreds of nats apart) the batch is redone with the plain log-space (logsumexp)
-recursion, ``forward_backward_log``, which is also the reference the tests check against.
+Forward-backward runs in probability space with one scale factor per step (``exp`` taken once
+per score), which equals the log-space recursion up to rounding. A sentence whose scaled mass
+underflows to zero (scores hundreds of nats apart) is redone with the plain log-space
+(logsumexp) recursion, ``forward_backward_log``, which is also the reference the tests check.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 _TINY = np.finfo(np.float64).tiny
@@ -44,130 +46,165 @@ def _inputs(emissions, lengths, transitions, start, end, dtype):
     return em, lengths, trans, start, end
 
 
-def viterbi(emissions, lengths, transitions, start, end) -> tuple[np.ndarray, np.ndarray]:
-    """Best tag path per sentence: ``(paths int64 [B, T], best_scores [B])``; padding is 0.
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "contract"})
+def _decode_rows(em, lengths, trans, start, end, want_marginals, paths, best, log_z, probs,
+                 entropy, path_probs, failed):  # fmt: skip
+    """Fill the outputs row by row; ``failed[b]`` marks a row whose scaled mass underflowed
+    (its marginals, entropy and log Z are then left for the log-space pass)."""
+    batch, time, tags = em.shape
+    zero, lowest = em.dtype.type(0), em.dtype.type(-np.inf)
+    trans_by_next = np.ascontiguousarray(trans.T)  # [next j, previous i]
+    top_trans, top_start, top_end = trans.max(), start.max(), end.max()
+    weight_by_next = np.exp(trans_by_next - top_trans)
+    weight = np.ascontiguousarray(weight_by_next.T)
+    start_w, end_w = np.exp(start - top_start), np.exp(end - top_end)
+    history = np.empty((time, tags), em.dtype)  # best score of a path ending in each tag
+    scaled = np.empty((time, tags), em.dtype)  # exp(emission - the step's best emission)
+    alpha = np.empty((time, tags), em.dtype)
+    beta = np.empty(tags, em.dtype)
+    carried = np.empty(tags, em.dtype)
+    for b in range(batch):
+        n = lengths[b]
+        for j in range(tags):
+            history[0, j] = start[j] + em[b, 0, j]
+        for t in range(1, n):
+            for j in range(tags):
+                top = lowest
+                for i in range(tags):
+                    top = max(top, history[t - 1, i] + trans_by_next[j, i])
+                history[t, j] = top + em[b, t, j]
+        tag, top = 0, lowest
+        for j in range(tags):
+            if history[n - 1, j] + end[j] > top:
+                tag, top = j, history[n - 1, j] + end[j]
+        best[b] = top
+        paths[b, n - 1] = tag
+        for t in range(n - 2, -1, -1):  # back-pointers recomputed for the chosen tag only
+            arg, top = 0, lowest
+            for i in range(tags):
+                if history[t, i] + trans[i, tag] > top:
+                    arg, top = i, history[t, i] + trans[i, tag]
+            tag = arg
+            paths[b, t] = tag
+        if not want_marginals:
+            continue
 
-    Computes in float32 unless the emissions are float64. The forward pass keeps only the
-    running maxima; back-pointers are recomputed for the one chosen tag per step while
-    backtracking, which is a ``[B, L]`` operation instead of storing a ``[B, L, L]`` argmax.
-    """
-    dtype = np.float64 if np.asarray(emissions).dtype == np.float64 else np.float32
+        log_scale = 0.0  # float64: log Z of long sentences sums many terms
+        for t in range(n):
+            top = lowest
+            for j in range(tags):
+                top = max(top, em[b, t, j])
+            log_scale += top
+            for j in range(tags):
+                scaled[t, j] = np.exp(em[b, t, j] - top)
+        ok = True
+        for t in range(n):
+            total = zero
+            for j in range(tags):
+                if t == 0:
+                    mass = start_w[j]
+                else:
+                    mass = zero
+                    for i in range(tags):
+                        mass += alpha[t - 1, i] * weight_by_next[j, i]
+                alpha[t, j] = mass * scaled[t, j]
+                total += alpha[t, j]
+            if not (total > 0 and total < np.inf):
+                ok = False
+                break
+            log_scale += np.log(total)
+            for j in range(tags):
+                alpha[t, j] /= total
+        finish = zero
+        if ok:
+            for j in range(tags):
+                finish += alpha[n - 1, j] * end_w[j]
+            ok = finish > 0
+        if ok:
+            log_z[b] = np.log(finish) + log_scale + top_trans * (n - 1) + top_start + top_end
+            beta[:] = end_w
+        for t in range(n - 1, -1, -1):
+            if not ok:
+                break
+            if t < n - 1:
+                for j in range(tags):
+                    carried[j] = scaled[t + 1, j] * beta[j]
+                total = zero
+                for i in range(tags):
+                    mass = zero
+                    for j in range(tags):
+                        mass += weight[i, j] * carried[j]
+                    beta[i] = mass
+                    total += mass
+                if not (total > 0 and total < np.inf):
+                    ok = False
+                    break
+                for i in range(tags):
+                    beta[i] /= total
+            norm = zero
+            for j in range(tags):
+                probs[b, t, j] = alpha[t, j] * beta[j]
+                norm += probs[b, t, j]
+            if not (norm > 0 and norm < np.inf):
+                ok = False
+                break
+            spread = zero
+            for j in range(tags):
+                p = probs[b, t, j] / norm
+                probs[b, t, j] = p
+                if p > 0:
+                    spread -= p * np.log(p)
+            entropy[b, t] = spread
+            path_probs[b, t] = probs[b, t, paths[b, t]]
+        failed[b] = not ok
+
+
+class Decoded(NamedTuple):
+    paths: np.ndarray  # int64 [B, T]
+    best_scores: np.ndarray  # [B]
+    log_z: np.ndarray  # float64 [B]
+    marginals: np.ndarray  # [B, T, L]
+    entropy: np.ndarray  # [B, T]
+    path_probs: np.ndarray  # [B, T]
+
+
+def _run(emissions, lengths, transitions, start, end, want_marginals: bool) -> Decoded:
+    """The compiled pass in float32 for float32 emissions (what ONNX gives), else float64;
+    rows whose scaled mass underflowed are redone in log space."""
+    dtype = np.float32 if np.asarray(emissions).dtype == np.float32 else np.float64
     em, lengths, trans, start, end = _inputs(emissions, lengths, transitions, start, end, dtype)
     batch, time, tags = em.shape
-    if batch == 0:
-        return np.zeros((0, time), np.int64), np.zeros(0, dtype)
-    trans_by_next = np.ascontiguousarray(trans.T)  # [next j, previous i]
-    shortest = int(lengths.min())
-    history = np.empty((time, batch, tags), dtype)  # best score ending in each tag
-    # scratch[i, b, j] = delta[b, i] + trans[i, j]: the max over the leading axis is an
-    # elementwise maximum of contiguous [B, L] slabs, about 3x faster than reducing rows.
-    scratch = np.empty((tags, batch, tags), dtype)
-    trans_rows = trans[:, None, :]
-    np.add(start, em[:, 0], out=history[0])
-    for t in range(1, time):
-        np.add(history[t - 1].T[:, :, None], trans_rows, out=scratch)
-        np.maximum.reduce(scratch, axis=0, out=history[t])
-        history[t] += em[:, t]
-        if t >= shortest:  # finished sentences carry their last scores forward
-            np.copyto(history[t], history[t - 1], where=(t >= lengths)[:, None])
-    final = history[time - 1] + end
-    last_tag = final.argmax(axis=1)
-    best = final[np.arange(batch), last_tag]
-    last_pos = lengths - 1
     paths = np.zeros((batch, time), np.int64)
-    tag = np.where(last_pos == time - 1, last_tag, 0)
-    paths[:, time - 1] = tag
-    for t in range(time - 2, -1, -1):
-        tag = (history[t] + trans_by_next[tag]).argmax(axis=1)
-        if t >= shortest - 1:
-            tag = np.where(t < last_pos, tag, np.where(t == last_pos, last_tag, 0))
-        paths[:, t] = tag
-    return paths, best
+    best = np.zeros(batch, dtype)
+    log_z = np.zeros(batch)
+    probs = np.zeros((batch, time, tags), dtype)
+    entropy = np.zeros((batch, time), dtype)
+    path_probs = np.zeros((batch, time), dtype)
+    failed = np.zeros(batch, np.bool_)
+    if batch:
+        em = np.ascontiguousarray(em)
+        _decode_rows(em, lengths, trans, start, end, want_marginals, paths, best, log_z, probs,
+                     entropy, path_probs, failed)  # fmt: skip
+    if failed.any():
+        rows = np.flatnonzero(failed)
+        exact = forward_backward_log(em[rows], lengths[rows], trans, start, end)
+        log_z[rows] = exact.log_z
+        probs[rows] = exact.marginals
+        entropy[rows] = token_entropy(probs[rows])
+        path_probs[rows] = path_probabilities(probs[rows], paths[rows])
+    return Decoded(paths, best, log_z, probs, entropy, path_probs)
+
+
+def viterbi(emissions, lengths, transitions, start, end) -> tuple[np.ndarray, np.ndarray]:
+    """Best tag path per sentence: ``(paths int64 [B, T], best_scores [B])``; padding is 0.
+    Computes in float32 for float32 emissions, else float64."""
+    result = _run(emissions, lengths, transitions, start, end, want_marginals=False)
+    return result.paths, result.best_scores
 
 
 class ForwardBackward(NamedTuple):
     log_z: np.ndarray  # float64 [B], log partition function
     marginals: np.ndarray  # [B, T, L], P(tag at t); rows past the length are 0
-
-
-def _forward_backward_scaled(em, lengths, trans, start, end) -> ForwardBackward | None:
-    """Probability-space forward-backward with per-step scaling; None when mass underflows.
-
-    Runs in the emissions' dtype (float32 from ONNX: half the memory traffic; log Z is summed
-    in float64). Arrays are time-major so every step reads and writes contiguous ``[B, L]``
-    slabs, and the marginals are built inside the forward buffer as the backward pass goes.
-    """
-    dtype = em.dtype
-    batch, time, tags = em.shape
-    shortest = int(lengths.min())
-    last_pos = lengths - 1
-    em_max = em.max(axis=2)  # [B, T]
-    weights = np.empty((time, batch, tags), dtype)  # best tag at each position weighs 1
-    np.subtract(em.transpose(1, 0, 2), em_max.T[:, :, None], out=weights)
-    np.exp(weights, out=weights)
-    trans_max = float(trans.max())
-    trans_w = np.exp(trans - trans_max)
-    trans_w_t = np.ascontiguousarray(trans_w.T)
-    start_w = np.exp(start - start.max())
-    end_w = np.exp(end - end.max())
-    add = np.add.reduce
-
-    alpha = np.empty((time, batch, tags), dtype)  # becomes the marginals
-    scales = np.ones((time, batch))
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        np.multiply(start_w, weights[0], out=alpha[0])
-        total = add(alpha[0], axis=1)
-        scales[0] = total
-        alpha[0] /= total[:, None]
-        for t in range(1, time):
-            cur = alpha[t]
-            np.dot(alpha[t - 1], trans_w, out=cur)
-            cur *= weights[t]
-            total = add(cur, axis=1)
-            if t >= shortest:  # finished sentences keep their last column, scale 1
-                done = t >= lengths
-                np.copyto(cur, alpha[t - 1], where=done[:, None])
-                total[done] = 1.0
-            scales[t] = total
-            cur /= total[:, None]
-        finish = add(alpha[time - 1] * end_w, axis=1).astype(np.float64)
-
-        beta = np.tile(end_w, (batch, 1))
-        step = np.empty_like(beta)
-        product = np.empty_like(beta)
-        alpha[time - 1] *= beta
-        for t in range(time - 2, -1, -1):
-            np.multiply(weights[t + 1], beta, out=product)
-            np.dot(product, trans_w_t, out=step)
-            total = add(step, axis=1)
-            if t >= shortest - 1:  # a sentence's last position starts from the end scores
-                at_end = t >= last_pos
-                step[at_end] = end_w
-                total[at_end] = 1.0
-            step /= total[:, None]
-            alpha[t] *= step
-            beta, step = step, beta
-        norm = add(alpha, axis=2)  # [T, B]
-        mask = np.arange(time)[:, None] < lengths[None, :]
-        real = norm[mask]
-        if not (
-            (scales[mask] > 0).all()
-            and np.isfinite(scales[mask]).all()
-            and (finish > 0).all()
-            and (real > 0).all()
-            and np.isfinite(real).all()
-        ):
-            return None
-        alpha /= norm[:, :, None]
-    alpha[~mask] = 0.0
-    log_z = (
-        np.log(finish)
-        + float(end.max())
-        + float(start.max())
-        + np.where(mask, np.log(scales) + em_max.T, 0.0).sum(axis=0)
-        + trans_max * (lengths - 1)
-    )
-    return ForwardBackward(log_z, alpha.transpose(1, 0, 2))
 
 
 def _logsumexp(values: np.ndarray, axis: int) -> np.ndarray:
@@ -203,19 +240,10 @@ def forward_backward_log(emissions, lengths, transitions, start, end) -> Forward
 
 
 def forward_backward(emissions, lengths, transitions, start, end) -> ForwardBackward:
-    """``(log_z float64 [B], marginals [B, T, L])``, masked by ``lengths``.
-
-    Marginals are float32 for float32 emissions, else float64; they may be a transposed
-    view (not C-contiguous).
-    """
-    dtype = np.float32 if np.asarray(emissions).dtype == np.float32 else np.float64
-    em, lens, trans, st, en = _inputs(emissions, lengths, transitions, start, end, dtype)
-    if em.shape[0] == 0:
-        return ForwardBackward(np.zeros(0), np.zeros(em.shape, dtype))
-    result = _forward_backward_scaled(em, lens, trans, st, en)
-    if result is None:
-        result = forward_backward_log(em, lens, trans, st, en)
-    return result
+    """``(log_z float64 [B], marginals [B, T, L])``, masked by ``lengths``; marginals are
+    float32 for float32 emissions, else float64."""
+    result = _run(emissions, lengths, transitions, start, end, want_marginals=True)
+    return ForwardBackward(result.log_z, result.marginals)
 
 
 def log_partition(emissions, lengths, transitions, start, end) -> np.ndarray:
@@ -280,19 +308,6 @@ def sentence_uncertainty(
     }
 
 
-class Decoded(NamedTuple):
-    paths: np.ndarray  # int64 [B, T]
-    best_scores: np.ndarray  # [B]
-    log_z: np.ndarray  # [B]
-    marginals: np.ndarray  # [B, T, L]
-    entropy: np.ndarray  # [B, T]
-    path_probs: np.ndarray  # [B, T]
-
-
 def decode(emissions, lengths, transitions, start, end) -> Decoded:
     """Viterbi, marginals, token entropy and path probabilities for a whole batch at once."""
-    paths, best = viterbi(emissions, lengths, transitions, start, end)
-    log_z, probs = forward_backward(emissions, lengths, transitions, start, end)
-    return Decoded(
-        paths, best, log_z, probs, token_entropy(probs), path_probabilities(probs, paths)
-    )
+    return _run(emissions, lengths, transitions, start, end, want_marginals=True)

@@ -82,15 +82,29 @@ def test_decoding_log_space_reference_equals_scaled_path():
     np.testing.assert_allclose(fast.marginals, slow.marginals, atol=1e-12)
 
 
-def test_decoding_falls_back_to_log_space_when_scaled_mass_underflows():
+def _spy_log_space(monkeypatch) -> list:
+    """Rows handed to the log-space pass."""
+    handed = []
+    reference = decoding.forward_backward_log
+
+    def spy(em, lengths, *crf):
+        handed.append(len(lengths))
+        return reference(em, lengths, *crf)
+
+    monkeypatch.setattr(decoding, "forward_backward_log", spy)
+    return handed
+
+
+def test_decoding_falls_back_to_log_space_when_scaled_mass_underflows(monkeypatch):
     # Tag 0 then tag 1 is forbidden-ish and every other path is 2000 nats down: in
     # probability space the second step's mass is exactly zero.
     em = np.array([[[0.0, -2000.0], [-2000.0, 0.0]]])
     trans = np.array([[0.0, -2000.0], [0.0, 0.0]])
     start = end = np.zeros(2)
     args = (em, np.array([2]), trans, start, end)
-    assert decoding._forward_backward_scaled(*map(np.asarray, args)) is None
+    handed = _spy_log_space(monkeypatch)
     result = decoding.forward_backward(*args)
+    assert handed == [1]
     _, _, want_log_z, want_probs = _brute(em[0], 2, trans, start, end)
     assert result.log_z[0] == pytest.approx(want_log_z)
     np.testing.assert_allclose(result.marginals[0], want_probs, atol=1e-12)
@@ -168,14 +182,31 @@ def test_decoding_float32_forward_backward_agrees_with_float64():
     np.testing.assert_allclose(fast.log_z, exact.log_z, rtol=1e-6)
 
 
-def test_decoding_float32_underflow_falls_back_to_log_space():
+def test_decoding_float32_underflow_falls_back_to_log_space(monkeypatch):
     # 150 nats apart: nothing in float64, but below float32's smallest normal number
     em = np.array([[[0.0, -150.0], [-150.0, 0.0]]], dtype=np.float32)
     trans = np.array([[0.0, -150.0], [0.0, 0.0]])
     start = end = np.zeros(2)
     args = (em, np.array([2]), trans.astype(np.float32), start, end)
-    assert decoding._forward_backward_scaled(*map(np.asarray, args)) is None
+    handed = _spy_log_space(monkeypatch)
     result = decoding.forward_backward(*args)
+    assert handed == [1]
     _, _, want_log_z, want_probs = _brute(em[0].astype(np.float64), 2, trans, start, end)
     assert result.log_z[0] == pytest.approx(want_log_z)
     np.testing.assert_allclose(result.marginals[0], want_probs, atol=1e-9)
+
+
+def test_decoding_redoes_only_the_rows_that_underflow(monkeypatch):
+    rng = np.random.default_rng(13)
+    em = rng.normal(size=(3, 2, 2))
+    em[1] = [[0.0, -2000.0], [-2000.0, 0.0]]
+    trans = np.array([[0.0, -2000.0], [0.0, 0.0]])
+    start = end = np.zeros(2)
+    handed = _spy_log_space(monkeypatch)
+    result = decoding.decode(em, [2, 2, 2], trans, start, end)
+    assert handed == [1]
+    for b in range(3):
+        path, best, log_z, probs = _brute(em[b], 2, trans, start, end)
+        assert result.paths[b].tolist() == path and result.best_scores[b] == pytest.approx(best)
+        assert result.log_z[b] == pytest.approx(log_z)
+        np.testing.assert_allclose(result.marginals[b], probs, atol=1e-12)
