@@ -56,9 +56,10 @@ def check_projects() -> dict:
 
 @nerloop_task("learner.repredict_pool", time_limit=1800)
 def repredict_pool(project_id: int) -> int:
-    """Predict every not yet validated document of the project with its serving model."""
-    from annotation.models import Document
-    from annotation.predicting import TASK_CHUNK
+    """Predict every not yet validated document of the project with its serving model, then
+    delete the older versions' answers that no document shows any more."""
+    from annotation.models import Document, Project
+    from annotation.predicting import TASK_CHUNK, prune_predictions
     from annotation.predicting import predict_documents as predict
 
     ids = list(
@@ -69,6 +70,9 @@ def repredict_pool(project_id: int) -> int:
     stored = 0
     for start in range(0, len(ids), TASK_CHUNK):
         stored += predict(project_id, ids[start : start + TASK_CHUNK])
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        prune_predictions(project)
     return stored
 
 

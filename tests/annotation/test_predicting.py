@@ -232,3 +232,44 @@ def test_a_batch_predicted_by_a_version_retired_meanwhile_does_not_take_over(
     assert doc.predicted_by == new and doc.latest_prediction().model_version == new
     assert Prediction.objects.filter(document=doc, model_version=old).exists()
     registry.unload(new_path)
+
+
+def test_repredicting_the_pool_deletes_answers_no_document_shows(
+    world, default_bundle, tmp_path, monkeypatch
+):
+    """After each promotion the pool is re-predicted; the answers of versions older than the
+    newest KEEP_VERSIONS (and not serving) go, except on documents that still show them."""
+    from annotation import predicting
+    from learner.tasks import repredict_pool
+
+    monkeypatch.setattr(predicting, "KEEP_VERSIONS", 1)
+    open_doc = world.document("张三在北京。")
+    versions = []
+    for seed in (3, 5, 7):
+        path = build_tiny_bundle(tmp_path / f"v{seed}", version=f"tiny-{seed}", seed=seed)
+        version = ModelVersion.objects.create(
+            project=world.project, version=f"tiny-{seed}", bundle_path=str(path)
+        )
+        version.activate()
+        versions.append(version)
+        if seed == 5:  # answered while version 5 served: no later version predicts it
+            done = world.document("李四去了杭州", status="validated")
+            predict_documents(world.project.pk, [done.pk])
+        assert repredict_pool(world.project.pk) >= 1
+    other = world.document("张三在北京。", project=world.other_project)
+    predict_documents(world.other_project.pk, [other.pk])
+
+    # versions 3's and 5's answers on the open document are gone; version 5's stays where it
+    # is what the document shows
+    left = Prediction.objects.filter(document__project=world.project)
+    assert sorted(left.values_list("document_id", "model_version__version")) == sorted(
+        [(open_doc.pk, "tiny-7"), (done.pk, "tiny-5")]
+    )
+    assert Prediction.objects.filter(document=other).count() == 1
+    open_doc.refresh_from_db()
+    assert open_doc.latest_prediction().model_version == versions[-1]
+
+    versions[0].activate()  # a rollback past the kept versions predicts again
+    assert predict_documents(world.project.pk, [open_doc.pk]) == 1
+    for version in versions:
+        registry.unload(version.bundle_path)
