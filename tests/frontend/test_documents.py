@@ -114,3 +114,14 @@ def test_documents_page_shows_the_beginning_of_a_long_document(page, live_server
     assert "共 16000 字" in cell.inner_text()
     assert cell.locator("mark.ent").count() == 1  # the span past the preview is not drawn
     assert cell.bounding_box()["height"] < 400
+
+
+def test_a_page_past_the_end_shows_the_last_page(page, live_server, world):
+    Document.objects.bulk_create(
+        [Document(project=world.project, text=f"第{i}号文件。") for i in range(130)]
+    )
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/documents/?page=9")
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 30")
+    assert "2" in page.inner_text("#page-info") and page.url.endswith("page=2")
+    assert page.is_enabled("#btn-prev") and not page.is_enabled("#btn-next")

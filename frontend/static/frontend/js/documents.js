@@ -16,6 +16,7 @@
   let colours = {};
   let page = 1;
   let pages = 1;
+  let toLastPage = false;
   let shownIds = [];
   let loadToken = 0;
 
@@ -100,7 +101,10 @@
     } catch (err) {
       if (token !== loadToken) return;
       if (err.status === 404 && page > 1) {
-        page = 1; // filters changed under a later page: start again
+        // past the end (documents deleted, filters changed, an old link): learn the count
+        // from the first page, then show the last one
+        page = 1;
+        toLastPage = true;
         return load();
       }
       say(N.describeError(err), "error");
@@ -112,6 +116,13 @@
     shownIds = data.results.map((doc) => doc.id);
     $("doc-empty").hidden = data.results.length > 0;
     pages = Math.max(1, Math.ceil(data.count / PAGE_SIZE));
+    if (toLastPage) {
+      toLastPage = false;
+      if (pages > 1) {
+        page = pages;
+        return load();
+      }
+    }
     $("page-info").textContent = interpolate(
       gettext("%(count)s documents · page %(page)s of %(pages)s"),
       { count: data.count, page, pages },
