@@ -562,6 +562,8 @@ class LabelStudio(Format):
                     f"{text[start:end]!r}",
                 )
             spans.extend((start, end, label) for label in labels)
+        if chosen is not None:  # a human answered, maybe "no entity" (an empty result)
+            meta.setdefault(SOURCE_KEY, "human")
         return Example(text, _validated(text, spans, source, line), meta)
 
     def write(self, examples, scheme):

@@ -1,5 +1,7 @@
 """POST /projects/{id}/documents/upload: files in every format, all-or-nothing validation."""
 
+import json
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -79,6 +81,22 @@ def test_upload_gold_none_imports_text_only(world):
     assert response.json()["annotated"] == 0
     assert not Annotation.objects.exists()
     assert set(Document.objects.values_list("status", flat=True)) == {"new"}
+
+
+def test_upload_of_label_studio_reads_an_empty_answer_as_no_entity(world):
+    """A completed Label Studio task with an empty result is a human's "no entity"; a task
+    nobody answered (or whose answer was cancelled) joins the pool."""
+    tasks = [
+        {"data": {"text": "今天天气很好。"}, "annotations": [{"result": []}]},
+        {"data": {"text": "明天下雨。"}, "annotations": [{"was_cancelled": True, "result": []}]},
+        {"data": {"text": "后天放晴。"}},
+    ]
+    response = upload(world, "admin", json.dumps(tasks, ensure_ascii=False), "tasks.json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["annotated"] == 1
+    statuses = dict(Document.objects.values_list("text", "status"))
+    assert statuses == {"今天天气很好。": "validated", "明天下雨。": "new", "后天放晴。": "new"}
+    assert Annotation.objects.get().spans == []
 
 
 def test_upload_to_eval_split(world):

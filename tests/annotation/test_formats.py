@@ -6,6 +6,7 @@ import pytest
 
 from annotation.formats import (
     FORMATS,
+    SOURCE_KEY,
     FormatError,
     get_format,
     guess_format,
@@ -69,9 +70,10 @@ WRITE_CASES = [
 def _samples(fmt: str) -> list[Example]:
     if fmt not in KEEPS_META:
         return [Example(e.text, list(e.spans), {}) for e in SAMPLES]
-    return [
-        Example(e.text, list(e.spans), {"id": i, "来源": "测试"}) for i, e in enumerate(SAMPLES)
-    ]
+    meta = {"来源": "测试"}
+    if fmt == "label_studio":  # read back from a task's annotations: a human answered
+        meta[SOURCE_KEY] = "human"
+    return [Example(e.text, list(e.spans), {"id": i, **meta}) for i, e in enumerate(SAMPLES)]
 
 
 def _read(fmt: str, content: str, source: str = "in.txt", **kwargs) -> list[Example]:
@@ -228,7 +230,7 @@ def test_formats_label_studio_reads_first_kept_annotation_and_skips_other_region
         ],
     }
     assert _read("label_studio", json.dumps([task], ensure_ascii=False, indent=2)) == [
-        Example("张三在北京", [Span(3, 5, "LOC")], {})
+        Example("张三在北京", [Span(3, 5, "LOC")], {SOURCE_KEY: "human"})
     ]
 
 
