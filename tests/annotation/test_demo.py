@@ -1,6 +1,7 @@
 """The embedded run's demo corpus, demo project and process commands."""
 
 import json
+import os
 import random
 
 import pytest
@@ -109,3 +110,18 @@ def test_run_embedded_starts_an_exited_child_again_and_gives_up_on_a_loop(settin
         command.restart_exited(children, exits, start)
     with pytest.raises(CommandError, match="worker exited with status -9 5 times"):
         command.restart_exited(children, exits, start)
+
+
+def test_run_embedded_refuses_a_data_folder_another_instance_holds(settings, tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from annotation.management.commands.run_embedded import hold_data_dir
+
+    settings.DATA_DIR = tmp_path
+    held = hold_data_dir(tmp_path)  # what a running instance holds
+    try:
+        with pytest.raises(CommandError, match=rf"pid {os.getpid()}\) is already running on"):
+            call_command("run_embedded", "--setup-only", "--no-demo")
+    finally:
+        held.close()

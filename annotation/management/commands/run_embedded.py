@@ -11,6 +11,7 @@ filesystem transport under the data dir.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -34,6 +35,27 @@ RESTARTS = 5  # exits of one child within RESTART_WINDOW seconds before the plat
 RESTART_WINDOW = 60.0
 
 
+def hold_data_dir(folder: Path):
+    """Lock the data folder for this process (released when it exits): two platforms on one
+    folder would share its database, broker and bundles and trip over each other."""
+    handle = open(folder / "run_embedded.lock", "a+")  # noqa: SIM115 (held while running)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise CommandError(
+            f"another nerloop (pid {holder}) is already running on {folder}; stop it first, "
+            "or set NERLOOP_DATA_DIR to another folder"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 class Command(BaseCommand):
     help = "Set up the embedded platform (database, admin, demo) and run web, worker and beat."
 
@@ -46,6 +68,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+        self.lock = hold_data_dir(Path(settings.DATA_DIR))
         make_broker_folders()
         self.say("migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
