@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numba
 import numpy as np
 
 PAD, UNK = 0, 1
@@ -245,7 +246,7 @@ class Lexicon:
 
     def flags(self, cps: np.ndarray, text_ids: np.ndarray) -> np.ndarray:
         """[N, dim] float32 B/M/E/S flags per type for a flat batch of normalised code points;
-        ``text_ids`` says which text each position belongs to (windows never cross texts)."""
+        ``text_ids`` says which text each position belongs to (words never cross texts)."""
         n = len(cps)
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0 or not self.lengths:
@@ -253,92 +254,97 @@ class Lexicon:
         pos = np.searchsorted(self._chars, cps)
         pos_clipped = np.minimum(pos, len(self._chars) - 1)
         ids = np.where(self._chars[pos_clipped] == cps, pos + 1, 0).astype(np.uint64)
-        missing = np.concatenate(([0], np.cumsum(ids == 0)))
-        span = min(self.lengths[-1], n)
-        # keys[L-1, i]: hash of the window of L characters from i (junk where it runs past n)
-        keys = np.empty((span, n), dtype=np.uint64)
-        running = np.zeros(n, dtype=np.uint64)
-        for length in range(1, span + 1):
-            running[: n - length + 1] += ids[length - 1 :] * _MULTIPLIERS[length - 1]
-            np.add(running, _SALTS[length - 1], out=keys[length - 1])
-        lengths = np.arange(1, span + 1)[:, None]
-        starts = np.arange(n)[None, :]
-        ends = np.minimum(starts + lengths - 1, n - 1)
-        ok = (starts + lengths <= n) & self._has_length[lengths]
-        ok &= missing[np.minimum(starts + lengths, n)] == missing[starts]  # all chars known
-        ok &= text_ids[ends] == text_ids[starts]  # windows never cross texts
-        rows, begins = np.nonzero(ok)
-        if not len(rows):
-            return out
-        found = self._table.lookup(keys[rows, begins])
-        hit = found != 0
-        sizes, begins, masks = rows[hit] + 1, begins[hit], found[hit]
-        cols = len(WORD_COLUMNS)
-        if len(self.types) == 1:
-            base = np.zeros(len(begins), dtype=np.int64)
-        else:  # one (start, type) pair per type bit set: words may carry several types
-            which, kind = np.nonzero((masks[:, None] >> self._shifts) & np.uint64(1))
-            sizes, begins, base = sizes[which], begins[which], kind.astype(np.int64) * cols
-        single = sizes == 1
-        out[begins[single], base[single] + 3] = 1.0
-        multi = ~single
-        sizes, begins, base = sizes[multi], begins[multi], base[multi]
-        out[begins, base] = 1.0
-        out[begins + sizes - 1, base + 2] = 1.0
-        inner = sizes - 2  # middle characters of each word
-        if inner.any():
-            total = int(inner.sum())
-            offsets = np.arange(total) - np.repeat(np.cumsum(inner) - inner, inner)
-            out[np.repeat(begins + 1, inner) + offsets, np.repeat(base + 1, inner)] = 1.0
+        table = self._table
+        _match_words(
+            ids, np.ascontiguousarray(text_ids, dtype=np.int64), self.lengths[-1],
+            self._has_length, table.keys, table.values, table.shift, table.mask,
+            len(self.types), len(WORD_COLUMNS), out,
+        )  # fmt: skip
         return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _probe(keys: np.ndarray, values: np.ndarray, shift, mask, key) -> np.uint64:
+    """The value stored for ``key`` in an open-addressing table, 0 when absent."""
+    if key == 0:
+        key = np.uint64(1)
+    slot = key >> shift
+    while True:
+        stored = keys[slot]
+        if stored == key:
+            return values[slot]
+        if stored == 0:
+            return np.uint64(0)
+        slot = (slot + np.uint64(1)) & mask
+
+
+@numba.njit(cache=True, nogil=True)
+def _probe_each(keys, values, shift, mask, queries) -> np.ndarray:
+    out = np.zeros(len(queries), dtype=np.uint64)
+    for i in range(len(queries)):
+        out[i] = _probe(keys, values, shift, mask, queries[i])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _match_words(ids, text_ids, longest, has_length, keys, values, shift, mask, types, cols, out):
+    """Every window of known characters inside one text, up to ``longest`` long, hashed as the
+    table's words were and looked up; a hit sets the B/M/E/S flags of each type it carries."""
+    n = len(ids)
+    for begin in range(n):
+        running = np.uint64(0)
+        for size in range(1, longest + 1):
+            last = begin + size - 1
+            if last >= n or ids[last] == 0 or text_ids[last] != text_ids[begin]:
+                break
+            running += ids[last] * _MULTIPLIERS[size - 1]
+            if not has_length[size]:
+                continue
+            found = _probe(keys, values, shift, mask, running + _SALTS[size - 1])
+            for kind in range(types):
+                if (found >> np.uint64(kind)) & np.uint64(1) == 0:
+                    continue
+                base = kind * cols
+                if size == 1:
+                    out[begin, base + 3] = 1.0
+                    continue
+                out[begin, base] = 1.0
+                out[last, base + 2] = 1.0
+                for inner in range(begin + 1, last):
+                    out[inner, base + 1] = 1.0
+
+
 class _HashTable:
-    """Open addressing with linear probing over uint64 keys (already hashes), vectorised.
+    """Open addressing with linear probing over uint64 keys (already hashes).
     A binary search of a 300,000-word table costs ~19 cache misses per window; this costs ~1.
     ``lookup`` returns each key's non-zero value, or 0 when absent. Key 0 marks an empty
     slot, so a key of 0 is stored as 1 (both sides do the same; a clash is ~2^-64)."""
 
     def __init__(self, keys: np.ndarray, values: np.ndarray):
         bits = max(4, int(np.ceil(np.log2(max(len(keys), 1) * 3))))  # load factor <= 1/3
-        self._shift = np.uint64(64 - bits)
-        self._mask = (1 << bits) - 1
-        self._keys = np.zeros(1 << bits, dtype=np.uint64)
-        self._values = np.zeros(1 << bits, dtype=np.uint64)
+        self.shift = np.uint64(64 - bits)
+        self.mask = np.uint64((1 << bits) - 1)
+        self.keys = np.zeros(1 << bits, dtype=np.uint64)
+        self.values = np.zeros(1 << bits, dtype=np.uint64)
         keys = np.where(keys == 0, np.uint64(1), keys)
         pending = np.arange(len(keys))
-        slots = (keys >> self._shift).astype(np.int64)
-        self._probes = 0
+        slots = (keys >> self.shift).astype(np.int64)
         while len(pending):
-            self._probes += 1
             target = slots[pending]
-            free = self._keys[target] == 0
+            free = self.keys[target] == 0
             # of several keys aiming at one free slot, the first takes it
             _, first = np.unique(target, return_index=True)
             take = np.zeros(len(pending), dtype=bool)
             take[first] = True
             take &= free
             placed = pending[take]
-            self._keys[target[take]] = keys[placed]
-            self._values[target[take]] = values[placed]
+            self.keys[target[take]] = keys[placed]
+            self.values[target[take]] = values[placed]
             pending = pending[~take]
-            slots[pending] = (slots[pending] + 1) & self._mask
+            slots[pending] = (slots[pending] + 1) & int(self.mask)
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
-        keys = np.where(keys == 0, np.uint64(1), keys)
-        out = np.zeros(len(keys), dtype=np.uint64)
-        active = np.arange(len(keys))
-        slots = (keys >> self._shift).astype(np.int64)
-        for _ in range(self._probes):
-            stored = self._keys[slots]
-            match = stored == keys[active]
-            out[active[match]] = self._values[slots[match]]
-            going = ~match & (stored != 0)
-            if not going.any():
-                break
-            active = active[going]
-            slots = (slots[going] + 1) & self._mask
-        return out
+        return _probe_each(self.keys, self.values, self.shift, self.mask, keys.astype(np.uint64))
 
 
 class Featurizer:
