@@ -22,6 +22,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import NotAuthenticated, NotFound, Throttled
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
@@ -323,11 +324,20 @@ class QueueActionView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class _StreamWhateverIsAccepted(DefaultContentNegotiation):
+    """The file goes out in its format's content type whatever the client's Accept header
+    says (``application/octet-stream`` included); errors are JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class ExportView(APIView):
     """Stream the project as a file: ``?split=train|eval``, ``?annotated=1`` to filter;
     ``?predictions=1`` fills documents without an annotation with the model's latest spans."""
 
     permission_classes = [IsProjectAdmin]
+    content_negotiation_class = _StreamWhateverIsAccepted
 
     @extend_schema(
         parameters=[
@@ -337,7 +347,10 @@ class ExportView(APIView):
                 "fmt", str, OpenApiParameter.PATH, enum=sorted(exporting.CONTENT_TYPES)
             ),
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, content_type): OpenApiTypes.BINARY
+            for content_type in sorted({ct for ct, _ in exporting.CONTENT_TYPES.values()})
+        },
     )
     def get(self, request, project_id, fmt):
         query = ExportQuerySerializer(data=request.query_params)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -87,6 +88,7 @@ def _first_problem(detail) -> str:
     return f"{where}: {detail}" if where else str(detail) or "request failed"
 
 
+@csrf_exempt  # it changes nothing; a token client's POST must learn the URL is wrong, not CSRF
 def api_not_found(request):
     """Any URL under /api/ that names no endpoint: the API's JSON error, not an HTML page."""
     message = f"no API endpoint at {request.path}; see /api/docs/"

@@ -38,6 +38,19 @@ def test_api_an_unknown_url_is_a_json_404(world, path):
     assert "no API endpoint at" in _error(response, 404, "not_found")["message"]
 
 
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+def test_api_an_unknown_url_is_a_json_404_for_every_method_without_csrf(world, method):
+    """A token client (no cookie, no CSRF token) that adds a trailing slash learns the URL is
+    wrong, not that its CSRF token is."""
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    response = getattr(client, method)(
+        "/api/v1/predict/", data={"text": "张伟"}, content_type="application/json"
+    )
+    assert "no API endpoint at /api/v1/predict/" in _error(response, 404, "not_found")["message"]
+
+
 def test_api_a_missing_object_and_a_missing_project_give_the_same_code(world):
     api = world.api("admin")
     other = world.document(project=world.other_project)

@@ -184,3 +184,24 @@ def test_export_label_studio_keeps_each_kind_of_answer_where_label_studio_does(w
     )
     assert "annotations" not in tasks[2] and tasks[2]["predictions"][0]["model_version"] == "v9"
     assert set(tasks[3]) == {"data"}  # nobody answered: not completed in Label Studio
+
+
+@pytest.mark.parametrize(
+    ("fmt", "accept", "content_type"),
+    [
+        ("jsonl", "application/octet-stream", "application/x-ndjson"),
+        ("conll", "text/plain", "text/plain"),
+        ("cluener", "application/x-ndjson", "application/x-ndjson"),
+        ("label_studio", "application/json", "application/json"),
+    ],
+)
+def test_export_streams_whatever_the_client_accepts(world, fmt, accept, content_type):
+    fill(world, 2)
+    response = world.api("admin").get(url(world, fmt), HTTP_ACCEPT=accept)
+    assert response.status_code == 200 and response["Content-Type"].startswith(content_type)
+    assert "张" in body(response)
+
+
+def test_export_errors_stay_json_whatever_the_client_accepts(world):
+    response = world.api("admin").get(url(world, "jsonl", "?split=test"), HTTP_ACCEPT="text/plain")
+    assert response.status_code == 400 and "split" in response.json()["error"]["detail"]
