@@ -194,6 +194,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Active-learning annotation for Chinese named-entity recognition",
     "VERSION": "1",
     "ENUM_NAME_OVERRIDES": {"DocumentStatusEnum": "annotation.models.Document.Status"},
+    # request bodies get their own components: a file upload is binary, read-only fields are
+    # not asked for
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI's files come from this server (drf-spectacular-sidecar), not a CDN: the docs
     # page works offline and behind firewalls.
     "SWAGGER_UI_DIST": "SIDECAR",

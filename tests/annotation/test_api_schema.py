@@ -33,3 +33,19 @@ def test_schema_lists_every_annotation_endpoint(world):
 
 def test_swagger_ui_is_served(world):
     assert world.api("admin").get("/api/docs/").status_code == 200
+
+
+def test_schema_request_bodies_are_what_a_client_sends(world):
+    """A generated client uploads a file (binary, not a URI) and is not asked for the
+    fields the server fills in; export answers in each format's content type."""
+    schema = world.api("admin").get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    components = schema["components"]["schemas"]
+    assert components["UploadRequest"]["properties"]["file"]["format"] == "binary"
+    assert components["ProjectRequest"]["required"] == ["name"]
+    assert "id" not in components["ProjectRequest"]["properties"]
+    export = schema["paths"]["/api/v1/projects/{project_id}/export/{fmt}"]["get"]
+    assert set(export["responses"]["200"]["content"]) == {
+        "application/json",
+        "application/x-ndjson",
+        "text/plain",
+    }
