@@ -136,8 +136,17 @@ class MemberListView(generics.ListCreateAPIView):
     def get_queryset(self):
         return self.project.memberships.select_related("user").order_by("id")
 
+    @extend_schema(responses={200: MemberSerializer, 201: MemberSerializer})
+    def post(self, request, *args, **kwargs):
+        """201 when the user joins the project, 200 when an existing member's role changes."""
+        response = self.create(request, *args, **kwargs)
+        if not self.joined:
+            response.status_code = status.HTTP_200_OK
+        return response
+
     def perform_create(self, serializer):
         data = serializer.validated_data
+        self.joined = not self.project.memberships.filter(user=data["user"]).exists()
         serializer.instance = self.project.add_member(data["user"], data["role"])
 
 
