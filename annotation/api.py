@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import F
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -71,7 +72,7 @@ class TokenView(ObtainAuthToken):
     )
     def post(self, request, *args, **kwargs):
         if wait := logins.seconds_locked(request):
-            raise Throttled(wait, detail="too many failed logins from this address.")
+            raise Throttled(wait, detail=_("too many failed logins from this address."))
         return super().post(request, *args, **kwargs)
 
     @extend_schema(request=None, responses={204: None})

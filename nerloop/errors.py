@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException
@@ -19,20 +20,25 @@ from rest_framework.views import exception_handler
 
 
 class Errors:
-    E101 = "invalid spans"
-    E102 = "stale revision: the document was annotated by someone else since you loaded it"
-    E103 = "malformed import file"
-    E104 = "label still used by annotations and cannot be removed"
-    E105 = "queue item is not assigned to you"
-    E106 = "invalid label schema"
-    E107 = "a project must keep at least one admin"
-    E108 = "the project is training: delete it once the run has ended"
-    E201 = "no model is ready to serve this request"
-    E202 = "model bundle failed verification"
-    E203 = "invalid predict request"
-    E204 = "the task broker is unreachable; nothing was enqueued"
-    E301 = "training failed"
-    E302 = "not enough labelled data to train"
+    """The catalogue's messages, in the language of the request (Accept-Language)."""
+
+    E101 = _("invalid spans")
+    E102 = _(
+        "stale revision: the annotation was saved again since you loaded it (by someone else, "
+        "or by you elsewhere)"
+    )
+    E103 = _("malformed import file")
+    E104 = _("label still used by annotations and cannot be removed")
+    E105 = _("queue item is not assigned to you")
+    E106 = _("invalid label schema")
+    E107 = _("a project must keep at least one admin")
+    E108 = _("the project is training: delete it once the run has ended")
+    E201 = _("no model is ready to serve this request")
+    E202 = _("model bundle failed verification")
+    E203 = _("invalid predict request")
+    E204 = _("the task broker is unreachable; nothing was enqueued")
+    E301 = _("training failed")
+    E302 = _("not enough labelled data to train")
 
 
 class CodedAPIException(APIException):

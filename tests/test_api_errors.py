@@ -66,3 +66,14 @@ def test_api_a_validation_error_names_the_field_in_its_message(world):
     error = _error(response, 400, "invalid")
     assert error["message"].startswith("batch_size: ")
     assert error["detail"]["batch_size"]
+
+
+def test_api_catalogue_messages_follow_the_requests_language(world):
+    """One language per answer: the catalogue's message is translated like DRF's own."""
+    api = world.api("admin")
+    url = f"/api/v1/projects/{world.project.pk}"
+    body = {"labels": [{"name": "PER"}, {"name": "PER"}]}
+    chinese = api.patch(url, body, format="json", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert _error(chinese, 400, "E106")["message"] == "标签设置无效"
+    english = api.patch(url, body, format="json", HTTP_ACCEPT_LANGUAGE="en")
+    assert _error(english, 400, "E106")["message"] == "invalid label schema"

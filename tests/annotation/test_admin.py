@@ -64,7 +64,7 @@ def test_admin_keeps_a_projects_last_admin_and_releases_what_a_removed_member_he
     last_admin = ProjectMembership.objects.get(project=world.project, user=world.admin)
     url = reverse("admin:annotation_projectmembership_delete", args=[last_admin.pk])
     answer = client.post(url, {"post": "yes"}, follow=True)
-    assert "must keep at least one admin" in answer.content.decode()
+    assert "项目必须至少保留一名管理员" in answer.content.decode()  # E107, in the page language
     assert "deleted successfully" not in answer.content.decode()
     assert ProjectMembership.objects.filter(pk=last_admin.pk).exists()
     # nor through the bulk action
@@ -81,7 +81,7 @@ def test_admin_keeps_a_projects_last_admin_and_releases_what_a_removed_member_he
         {"project": world.project.pk, "user": world.admin.pk, "role": "annotator"},
         follow=True,
     )
-    assert "must keep at least one admin" in answer.content.decode()
+    assert "项目必须至少保留一名管理员" in answer.content.decode()  # E107, in the page language
     last_admin.refresh_from_db()
     assert last_admin.role == "admin"
 

@@ -117,7 +117,15 @@ def test_too_many_wrong_passwords_lock_the_address_out_of_tokens(world, three_fa
     )
     assert locked.status_code == 429
     assert locked.json()["error"]["code"] == "throttled"
-    assert "too many failed logins" in locked.json()["error"]["message"]
+    assert locked.json()["error"]["message"].startswith("该地址登录失败次数过多。")
+    in_english = client.post(
+        "/api/v1/auth/token",
+        {"username": "annotator", "password": "s3cret-pass"},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    message = in_english.json()["error"]["message"]
+    assert message.startswith("too many failed logins from this address.") and "seconds" in message
     assert 590 <= int(locked["Retry-After"]) <= 600
     # another address is not locked out
     other = APIClient(REMOTE_ADDR="10.0.0.7")
