@@ -7,9 +7,9 @@ every project URL. Nothing slow runs here: a run is queued on the ``training`` q
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -76,9 +76,13 @@ class ActivateVersionView(APIView):
 
     @extend_schema(request=None, responses=ModelVersionSerializer)
     def post(self, request, project_id, version_id):
-        version = get_object_or_404(ModelVersion, project=self.project, pk=version_id)
+        version = ModelVersion.objects.filter(project=self.project, pk=version_id).first()
+        if version is None:  # the default model, when it may serve the project
+            version = metrics.default_model(self.project)
+            if version is None or version.pk != version_id:
+                raise NotFound(f"project {self.project.pk} has no model version {version_id}")
         ensure_broker()  # activation queues re-prediction and re-selection
-        version = retraining.activate(version)
+        version = retraining.activate(version, self.project)
         return Response(ModelVersionSerializer(version).data)
 
 

@@ -1,15 +1,18 @@
 """What the dashboard draws: per model version, the labels it learned from and its F1.
 
-One query for the versions and one for their runs, however many versions there are.
+One query for the versions and one for their runs, however many versions there are (plus
+the default model and what keeps the project from training).
 """
 
 from __future__ import annotations
+
+from django.utils.translation import gettext
 
 from annotation.models import Project
 from annotation.progress import feedback_pool
 
 from .models import ModelVersion, TrainingRun
-from .retraining import new_since_last_run
+from .retraining import new_since_last_run, readiness
 from .serializers import TrainingRunSerializer
 
 
@@ -46,6 +49,17 @@ def version_metrics(version: ModelVersion, run: TrainingRun | None) -> dict:
     }
 
 
+def default_model(project: Project) -> ModelVersion | None:
+    """The default model's version row when its entity types fit the project, else None."""
+    from annotation.predicting import default_version
+    from inference.engine import ModelNotReady
+
+    try:
+        return default_version(project)
+    except ModelNotReady:
+        return None
+
+
 def project_metrics(project: Project) -> dict:
     versions = list(
         ModelVersion.objects.filter(project=project).select_related("parent").order_by("id")
@@ -62,9 +76,22 @@ def project_metrics(project: Project) -> dict:
         .first()
     )
     active = next((v for v in versions if v.status == ModelVersion.Status.ACTIVE), None)
+    default = default_model(project)
     return {
         "project": project.pk,
         "active_version": active.version if active else None,
+        # the platform's default model where it may serve the project: what serves before the
+        # first promotion, and what an admin can go back to
+        "default_model": {
+            "id": default.pk,
+            "version": default.version,
+            "f1": (default.metrics or {}).get("f1"),
+            "serving": active is None,
+        }
+        if default is not None
+        else None,
+        # why a full pool does not start a run (no eval split yet, ...), None when it can
+        "cannot_train": gettext(reason) if (reason := readiness(project)) else None,
         "feedback_pool": feedback_pool(project).count(),
         "new_since_last_run": new_since_last_run(project),
         "retrain_threshold": project.retrain_threshold,

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from annotation.models import Annotation, Document, Project
 from annotation.progress import feedback_pool
@@ -56,9 +57,11 @@ def readiness(project: Project) -> str | None:
     """Why the project cannot train now, or None when it can."""
     validated = Annotation.objects.filter(document__project=project, validated=True)
     if not validated.filter(document__split=Document.Split.TRAIN).exists():
-        return "no validated annotation in the train split yet"
+        return gettext_noop("no validated annotation in the train split yet")
     if not validated.filter(document__split=Document.Split.EVAL).exists():
-        return "no validated annotation in the eval split: a new model could not be evaluated"
+        return gettext_noop(
+            "no validated annotation in the eval split: a new model could not be evaluated"
+        )
     return None
 
 
@@ -420,11 +423,13 @@ def gate(
 # ---- after a version changes -----------------------------------------------------------------
 
 
-def activate(version: ModelVersion) -> ModelVersion:
+def activate(version: ModelVersion, project: Project) -> ModelVersion:
     """An admin's explicit choice (rollback included): serve ``version`` now, then refresh the
-    pool's predictions and the review queue. A bundle that fails verification (a file missing
-    or changed on disk) is refused with E202 (409), and the serving model stays: activating it
-    would report a version that no process can load."""
+    pool's predictions and the review queue. ``version`` may be the platform's default model
+    (no project): the project's own active version is then retired and the default serves it
+    again. A bundle that fails verification (a file missing or changed on disk) is refused
+    with E202 (409), and the serving model stays: activating it would report a version that
+    no process can load."""
     from inference.bundle import BundleError, verify
 
     try:
@@ -433,14 +438,19 @@ def activate(version: ModelVersion) -> ModelVersion:
         raise CodedAPIException("E202", str(exc), status_code=409) from None
     now = timezone.now()
     with transaction.atomic():
-        version.activate()
-        ModelVersion.objects.filter(pk=version.pk).update(
-            gate_reason=f"{version.gate_reason}\nactivated by an admin at {now:%c}"
-            if version.gate_reason
-            else f"activated by an admin at {now:%c}",
-            metrics={**version.metrics, "activated_by_admin_at": now.isoformat()},
-        )
-        transaction.on_commit(lambda: after_promotion(version.project_id))
+        if version.project_id is None:
+            ModelVersion.objects.filter(project=project, status=ModelVersion.Status.ACTIVE).update(
+                status=ModelVersion.Status.RETIRED
+            )
+        else:
+            version.activate()
+            ModelVersion.objects.filter(pk=version.pk).update(
+                gate_reason=f"{version.gate_reason}\nactivated by an admin at {now:%c}"
+                if version.gate_reason
+                else f"activated by an admin at {now:%c}",
+                metrics={**version.metrics, "activated_by_admin_at": now.isoformat()},
+            )
+        transaction.on_commit(lambda: after_promotion(project.pk))
     version.refresh_from_db()
     return version
 

@@ -107,9 +107,22 @@ class VersionMetricsSerializer(serializers.Serializer):
     run = TrainingRunSerializer(allow_null=True)
 
 
+class DefaultModelSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="activate it with versions/{id}/activate")
+    version = serializers.CharField()
+    f1 = serializers.FloatField(allow_null=True, help_text="on the default model's own data")
+    serving = serializers.BooleanField(help_text="true until a project version is active")
+
+
 class MetricsSerializer(serializers.Serializer):
     project = serializers.IntegerField()
     active_version = serializers.CharField(allow_null=True)
+    default_model = DefaultModelSerializer(
+        allow_null=True, help_text="null when the default model's types do not fit the project"
+    )
+    cannot_train = serializers.CharField(
+        allow_null=True, help_text="why a run cannot start now (null: it can)"
+    )
     feedback_pool = serializers.IntegerField()
     new_since_last_run = serializers.IntegerField()
     retrain_threshold = serializers.IntegerField()

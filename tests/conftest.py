@@ -74,3 +74,17 @@ def pytest_unconfigure(config):
     folder = options.get("data_folder_in", "")
     if Path(folder).name.startswith("nerloop-test-broker-"):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def default_bundle(tmp_path):
+    """A tiny bundle installed as the platform's default model."""
+    from django.test import override_settings
+
+    from inference import registry
+    from tests.inference.conftest import build_tiny_bundle
+
+    path = build_tiny_bundle(tmp_path / "default", version="tiny-default")
+    with override_settings(DEFAULT_BUNDLE=str(path)):
+        yield path
+    registry.unload(path)

@@ -111,7 +111,8 @@ def test_dashboard_gains_a_point_after_a_retrain(
     assert page.locator(log).bounding_box()["width"] > 0.8 * table_width
     shot(page, "dashboard")
 
-    # Rollback: the admin activates v1 again.
+    # Rollback: the admin activates v1 again, confirming since it scored lower.
+    page.once("dialog", lambda dialog: dialog.accept())
     page.click(f"#versions-body tr[data-version-id='{first_version.pk}'] .activate-btn")
     page.wait_for_selector("#f1-chart [data-active='v1']")
     first_version.refresh_from_db()
@@ -238,3 +239,48 @@ def test_a_client_is_sent_to_the_playground(page, live_server, world):
         f"document.getElementById('play-project').value === '{world.project.pk}'"
     )
     assert world.project.documents.filter(assignee=world.client).count() == 0
+
+
+def test_dashboard_asks_before_a_worse_version_and_goes_back_to_the_default_model(
+    page, live_server, world, first_version, default_bundle, tmp_path
+):
+    from tests.inference.conftest import build_tiny_bundle
+
+    worse = make_version(
+        world.project,
+        "v2",
+        bundle_path=str(build_tiny_bundle(tmp_path / "v2", version="v2")),
+        status=ModelVersion.Status.CANDIDATE,
+        metrics={"f1": 0.1, "labels": {"sentences": 5, "characters": 50}},
+    )
+    asked = []
+
+    def answer(dialog, accept):
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    # nothing validated yet: the page says why a full pool would not start a run
+    page.wait_for_selector("#stat-cannot-train:not([hidden])")
+    assert "训练集中还没有已验证的标注" in page.inner_text("#stat-cannot-train")
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=False))
+    page.click(f"#versions-body tr[data-version-id='{worse.pk}'] .activate-btn")
+    assert len(asked) == 1 and "v2" in asked[0] and "0.100" in asked[0] and "v1" in asked[0]
+    worse.refresh_from_db()
+    assert worse.status == ModelVersion.Status.CANDIDATE  # declined: nothing changed
+
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.click(f"#versions-body tr[data-version-id='{worse.pk}'] .activate-btn")
+    page.wait_for_selector(f"#versions-body tr[data-version-id='{worse.pk}'][data-status='active']")
+
+    # the default model, offered again while the project's own version serves
+    page.wait_for_selector("#default-model:not([hidden])")
+    assert "tiny-default" in page.inner_text("#default-model-text")
+    shot(page, "dashboard-default-model")
+    page.once("dialog", lambda dialog: answer(dialog, accept=True))
+    page.click("#btn-default-model")
+    page.wait_for_selector("#default-model", state="hidden")
+    assert ModelVersion.active_for(world.project) is None  # the default model serves
+    assert len(asked) == 3

@@ -110,3 +110,39 @@ def test_runs_endpoint_other_projects_run_is_not_found(world):
     foreign = TrainingRun.objects.create(project=world.other_project)
     response = world.api("admin").get(f"/api/v1/projects/{world.project.pk}/runs/{foreign.pk}")
     assert response.status_code == 404
+
+
+def test_versions_endpoint_goes_back_to_the_default_model(
+    versions, default_bundle, django_capture_on_commit_callbacks
+):
+    """A project version activated by mistake (one the gate refused) is undone by serving the
+    default model again, which the metrics endpoint offers while its types fit the project."""
+    from annotation.models import Project
+    from annotation.predicting import serving_version
+
+    world, old, new, _ = versions
+    metrics_url = f"/api/v1/projects/{world.project.pk}/metrics"
+    default = world.api("admin").get(metrics_url).json()["default_model"]
+    assert default["serving"] is False and default["version"] == "tiny-default"
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = world.api("admin").post(
+            f"/api/v1/projects/{world.project.pk}/versions/{default['id']}/activate"
+        )
+    assert response.status_code == 200 and response.json()["version"] == "tiny-default"
+    assert ModelVersion.active_for(world.project) is None
+    assert serving_version(world.project).pk == default["id"]
+    new.refresh_from_db()
+    assert new.status == "retired" and len(callbacks) == 1
+    assert world.api("admin").get(metrics_url).json()["default_model"]["serving"] is True
+
+    # a project whose labels the default model does not predict cannot be sent to it
+    other = Project.objects.create(name="其他", labels=[{"name": "药品"}])
+    other.add_member(world.admin, "admin")
+    refused = world.api("admin").post(
+        f"/api/v1/projects/{other.pk}/versions/{default['id']}/activate"
+    )
+    assert refused.status_code == 404
+    assert (
+        world.api("admin").get(f"/api/v1/projects/{other.pk}/metrics").json()["default_model"]
+        is None
+    )

@@ -466,7 +466,46 @@
 
   // ---- actions ------------------------------------------------------------------------------
 
+  /** The default model, offered to admins while a version of the project's own serves. */
+  function drawDefault(metrics) {
+    const model = metrics.default_model;
+    const box = $("default-model");
+    state.defaultModel = model;
+    box.hidden = !model || model.serving || !state.isAdmin;
+    if (box.hidden) return;
+    $("default-model-text").textContent = interpolate(
+      gettext("The default model %(v)s (F1 %(f1)s on its own evaluation data) can serve this project again."),
+      { v: model.version, f1: fmt(model.f1) }, true);
+  }
+
+  $("btn-default-model").addEventListener("click", async () => {
+    const model = state.defaultModel;
+    if (!model) return;
+    const question = interpolate(
+      gettext("Serve the default model %(v)s instead of this project's active version?"),
+      { v: model.version }, true);
+    if (!window.confirm(question)) return;
+    const button = $("btn-default-model");
+    button.disabled = true;
+    try {
+      await N.api.post(endpoints.activate(model.id), {});
+      N.flash(interpolate(gettext("The default model %(v)s serves this project again."), { v: model.version }, true), "ok");
+      await refresh();
+    } catch (err) {
+      say(N.describeError(err), "error");
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   async function activate(point, button) {
+    const serving = (state.points || []).find((p) => p.status === "active");
+    if (serving && typeof point.f1 === "number" && typeof serving.f1 === "number" && point.f1 < serving.f1) {
+      const question = interpolate(
+        gettext("Version %(v)s scored F1 %(f1)s, below %(active)s (%(active_f1)s) which serves now. Serve it anyway?"),
+        { v: point.version, f1: fmt(point.f1), active: serving.version, active_f1: fmt(serving.f1) }, true);
+      if (!window.confirm(question)) return;
+    }
     button.disabled = true;
     try {
       await N.api.post(endpoints.activate(point.id), {});
@@ -525,9 +564,16 @@
       pull("progress", drawProgress),
       pull("metrics", (data) => {
         const points = pointsFrom(data);
+        state.points = points;
         drawChart(points);
         drawVersions(points);
         drawBusy(data);
+        drawDefault(data);
+        const blocked = $("stat-cannot-train");
+        blocked.hidden = !data.cannot_train;
+        blocked.textContent = data.cannot_train
+          ? interpolate(gettext("Training cannot start: %(why)s"), { why: data.cannot_train }, true)
+          : "";
       }),
       pull("runs", (data) => drawRuns(data.results || data)),
       state.noActivity ? null : pull("activity", drawActivity),
