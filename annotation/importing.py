@@ -83,7 +83,10 @@ class ImportResult:
 
 
 class ImportRejected(CodedAPIException):
-    def __init__(self, problems: list[Problem], source: str | None = None):
+    """``complete``: False when checking stopped early, so ``more`` is only a lower bound
+    (the detail then says ``more_at_least``)."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None, complete=True):
         shown = problems[:MAX_PROBLEMS]
         first = shown[0]
         if first.line is not None:
@@ -95,6 +98,8 @@ class ImportRejected(CodedAPIException):
         detail = {"message": message, "problems": [p.as_dict() for p in shown]}
         if len(problems) > len(shown):
             detail["more"] = len(problems) - len(shown)
+            if not complete:
+                detail["more_at_least"] = True
         super().__init__("E103", message, status.HTTP_400_BAD_REQUEST)
         self.detail = detail  # keep numbers as numbers (DRF would make every leaf a string)
 
@@ -241,8 +246,8 @@ def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -
                 Problem(index, f"span {tuple(span)!r}: label {span.label!r} {why}", entry.line)
             )
             break
-        if len(problems) > MAX_PROBLEMS * 5:
-            break
+        if len(problems) > MAX_PROBLEMS * 5:  # enough to act on; stop checking
+            raise ImportRejected(problems, entries[0].source, complete=index == len(entries))
     if problems:
         raise ImportRejected(problems, entries[0].source)
     return new_labels

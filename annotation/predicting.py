@@ -152,12 +152,15 @@ def predict_documents(project_id: int, document_ids: Iterable[int], batch: int =
     stored = 0
     for group in _chunks(documents, batch):
         answers = bundle.predict([doc.text for doc in group])
-        stored += store_predictions(version, group, answers)
+        stored += store_predictions(version, group, answers, project.pk)
     return stored
 
 
-def store_predictions(version: ModelVersion, documents: list[Document], answers) -> int:
-    """Write one Prediction per document and denormalise its uncertainty onto the document."""
+def store_predictions(
+    version: ModelVersion, documents: list[Document], answers, project_id: int
+) -> int:
+    """Write one Prediction per document and denormalise its uncertainty onto the document.
+    Documents deleted while the model ran (or their whole project) are skipped."""
     rows = []
     for doc, answer in zip(documents, answers, strict=True):
         rows.append(
@@ -176,10 +179,19 @@ def store_predictions(version: ModelVersion, documents: list[Document], answers)
             )
         )
     with transaction.atomic():
-        insert_predictions(rows)
-        scores = [(row.document.pk, row.mean_entropy) for row in rows]
+        # the documents still there, locked until commit: one deleted meanwhile is skipped,
+        # and one deleted from now on waits, then takes its prediction with it
+        alive = set(
+            Document.objects.select_for_update()
+            .filter(pk__in=[row.document.pk for row in rows])
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        rows = [row for row in rows if row.document.pk in alive]
         if rows:
-            mark_predicted(version, scores, rows[0].document.project_id)
+            insert_predictions(rows)
+            scores = [(row.document.pk, row.mean_entropy) for row in rows]
+            mark_predicted(version, scores, project_id)
     return len(rows)
 
 

@@ -28,7 +28,7 @@ class Errors:
         "or by you elsewhere)"
     )
     E103 = _("malformed import file")
-    E104 = _("label still used by annotations and cannot be removed")
+    E104 = _("label still used by annotations: it cannot be removed or renamed")
     E105 = _("queue item is not assigned to you")
     E106 = _("invalid label schema")
     E107 = _("a project must keep at least one admin")

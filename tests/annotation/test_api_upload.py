@@ -336,3 +336,15 @@ def test_upload_refuses_json_nested_too_deeply(world, name):
     assert response.status_code == 400
     assert "nested too deeply" in response.json()["error"]["detail"]["message"]
     assert not Document.objects.exists()
+
+
+def test_upload_says_when_it_stopped_counting_problems(world):
+    """Past 100 problems the check stops: the count of the rest is a lower bound, and says so."""
+    line = json.dumps({"text": "张三", "entities": [{"start": 0, "end": 2, "label": "X"}]})
+    many = upload(world, "admin", "\n".join([line] * 300), "a.jsonl")
+    detail = many.json()["error"]["detail"]
+    assert len(detail["problems"]) == 20 and detail["more"] == 81 and detail["more_at_least"]
+    few = upload(world, "admin", "\n".join([line] * 30), "a.jsonl")
+    detail = few.json()["error"]["detail"]
+    assert detail["more"] == 10 and "more_at_least" not in detail
+    assert not Document.objects.exists()

@@ -227,7 +227,7 @@ def test_a_batch_predicted_by_a_version_retired_meanwhile_does_not_take_over(
     )
     new.activate()
     predict_documents(world.project.pk, [doc.pk])  # ... while the new one re-predicts
-    store_predictions(old, [doc], answers)  # ... and then the old task writes
+    store_predictions(old, [doc], answers, world.project.pk)  # ... then the old task writes
     doc.refresh_from_db()
     assert doc.predicted_by == new and doc.latest_prediction().model_version == new
     assert Prediction.objects.filter(document=doc, model_version=old).exists()
@@ -273,3 +273,16 @@ def test_repredicting_the_pool_deletes_answers_no_document_shows(
     assert predict_documents(world.project.pk, [open_doc.pk]) == 1
     for version in versions:
         registry.unload(version.bundle_path)
+
+
+def test_predicting_skips_documents_deleted_while_the_model_ran(world, default_bundle):
+    from annotation.predicting import load_bundle, serving_version, store_predictions
+
+    kept, gone = world.document("张三在北京。"), world.document("李四去了杭州")
+    version = serving_version(world.project)
+    answers = load_bundle(version).predict([kept.text, gone.text])
+    Document.objects.filter(pk=gone.pk).delete()  # meanwhile, in the web process
+    assert store_predictions(version, [kept, gone], answers, world.project.pk) == 1
+    assert list(Prediction.objects.values_list("document_id", flat=True)) == [kept.pk]
+    kept.refresh_from_db()
+    assert kept.status == "predicted" and kept.predicted_by == version

@@ -152,7 +152,7 @@
     E101: gettext("Invalid spans"),
     E102: gettext("This document was saved elsewhere since you loaded it (by someone else, or in another tab)"),
     E103: gettext("The documents could not be imported"),
-    E104: gettext("The label is still used by annotations and cannot be removed"),
+    E104: gettext("The label is still used by annotations: it cannot be removed or renamed"),
     E105: gettext("This queue item is not assigned to you"),
     E106: gettext("Invalid label schema"),
     E107: gettext("A project must keep at least one admin"),
@@ -171,8 +171,10 @@
       const problems = Array.isArray(detail.problems) ? detail.problems.length : 0;
       const more = Math.max(0, problems - 1) + (detail.more || 0);
       if (!more) return detail.message;
-      return interpolate(gettext("%(first)s (and %(n)s more problems)"),
-        { first: detail.message, n: more }, true);
+      const text = detail.more_at_least
+        ? gettext("%(first)s (and at least %(n)s more problems)")
+        : gettext("%(first)s (and %(n)s more problems)");
+      return interpolate(text, { first: detail.message, n: more }, true);
     }
     return flattenDetail(detail);
   }

@@ -499,7 +499,9 @@
   });
 
   async function activate(point, button) {
-    const serving = (state.points || []).find((p) => p.status === "active");
+    // what serves now: the project's active version, else the default model
+    const fallback = state.defaultModel && state.defaultModel.serving ? state.defaultModel : null;
+    const serving = (state.points || []).find((p) => p.status === "active") || fallback;
     if (serving && typeof point.f1 === "number" && typeof serving.f1 === "number" && point.f1 < serving.f1) {
       const question = interpolate(
         gettext("Version %(v)s scored F1 %(f1)s, below %(active)s (%(active_f1)s) which serves now. Serve it anyway?"),
