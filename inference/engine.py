@@ -30,7 +30,7 @@ from .bundle import BundleError, BundleInfo
 from .decoding import decode, sentence_uncertainty, span_confidence
 from .features import Featurizer
 from .paths import PathReader
-from .windows import merge_spans, owned_ranges, split_windows
+from .windows import has_line_break, merge_spans, owned_ranges, split_windows
 
 logger = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class ModelBundle:
                 raise TypeError(f"text {index} is {type(text).__name__}, not str")
             if not text or text.isspace():
                 results[index] = self._blank(text)
-            elif len(text) <= self._max_len:
+            elif len(text) <= self._max_len and not has_line_break(text):
                 piece_texts.append(text)
                 owners.append(index)
             else:

@@ -129,6 +129,27 @@ def test_engine_long_text_is_windowed_with_offsets_right(tmp_path):
     assert 0.0 < result.uncertainty["least_confidence"] <= 1.0
 
 
+def test_engine_reads_each_line_of_a_short_text_on_its_own(tmp_path):
+    """Lines are predicted as the sentences they are: nothing spans a line break, and each
+    line gets what it gets alone (offsets shifted)."""
+    folder = build_tiny_bundle(tmp_path / "lines", max_len=64, overlap=4)
+    engine = ModelBundle(folder, int8=False, threads=1).load()
+    lines = ["我们今天张三", "北京很开心", "张小三住在北京"]
+    for brk in ("\n", "\r\n", "\r"):
+        text = brk.join(lines)
+        [together] = engine.predict([text])
+        expected, offset = [], 0
+        for line in lines:
+            [alone] = engine.predict([line])
+            expected += [
+                (s + offset, e + offset, label, name) for s, e, label, name in _spans(alone)
+            ]
+            offset += len(line) + len(brk)
+        assert _spans(together) == expected
+        assert not any(brk in name or "\r" in name for *_, name in _spans(together))
+        assert together.token_entropy.shape == (len(text),)
+
+
 def test_engine_batching_equals_one_by_one(tmp_path):
     folder = build_tiny_bundle(tmp_path / "b", max_len=20, overlap=5)
     texts = [

@@ -14,6 +14,14 @@ def _long_text(length):
 def test_windows_short_text_is_one_window():
     assert split_windows("北京欢迎你", 10, 3) == [Window(0, 5)]
     assert split_windows("", 10, 3) == [Window(0, 0)]
+    assert split_windows("北京。欢迎你", 10, 3) == [Window(0, 6)]
+
+
+@pytest.mark.parametrize("brk", ["\n", "\r\n", "\r", "\n\n"])
+def test_windows_short_text_of_several_lines_is_cut_at_each_break(brk):
+    text = f"第一行{brk}张伟在北京。{brk}"
+    windows = split_windows(text, 100, 3)
+    assert [text[w.start : w.end] for w in windows] == [f"第一行{brk}", f"张伟在北京。{brk}"]
 
 
 @pytest.mark.parametrize(
