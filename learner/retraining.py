@@ -271,7 +271,7 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
 
     from .export import export_bundle, score_bundle
     from .incremental import oversample
-    from .training import TrainedModel, TrainOptions, train
+    from .training import TrainedModel, TrainOptions, train, warm_start_fits
 
     project = run.project
     timings: dict[str, float] = {}
@@ -296,6 +296,13 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
             warm = TrainedModel.load(active.bundle_path)
         else:
             say(f"active version {active.version} has no weights to warm-start from")
+    if warm is not None and not warm_start_fits(warm, train_examples, arch, project.label_names()):
+        # decided here, not inside train(): a model trained from scratch needs the full limits
+        say(
+            f"no warm start from {active.version}: the project's labels changed since it was "
+            "trained; training from scratch"
+        )
+        warm = None
     options = TrainOptions(
         epochs=12 if warm else 40,
         patience=2 if warm else 4,

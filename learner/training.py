@@ -318,6 +318,15 @@ def _warm_start(model: Tagger, source: TrainedModel) -> None:
     model.load_state_dict(own)
 
 
+def warm_start_fits(
+    model: TrainedModel, train_examples: Sequence[Example], arch: str, labels=()
+) -> bool:
+    """Whether ``model`` can be trained further on these examples: the same architecture and
+    the same tag set (the schema's labels and every label the examples use)."""
+    seen = {s.label for ex in train_examples for s in ex.spans}
+    return model.arch == arch and model.tags == label_tags(sorted(seen | set(labels or ())))
+
+
 def train(
     train_examples: Sequence[Example],
     dev_examples: Sequence[Example],
@@ -348,7 +357,7 @@ def train(
     else:
         if options.init_from:
             warm_start = TrainedModel.load(options.init_from)
-        if warm_start is not None and (warm_start.tags != tags or warm_start.arch != arch):
+        if warm_start is not None and not warm_start_fits(warm_start, train_examples, arch, labels):
             say("warm start skipped: the label set or architecture differs from the old model's")
             warm_start = None
         base = warm_start.featurizer if warm_start is not None else None

@@ -279,7 +279,7 @@ def small_project(datasets_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_project):
+def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_project, monkeypatch):
     project = small_project
     run, _ = request_training(project)
     version_id = retraining.run_training(run.pk)
@@ -316,6 +316,27 @@ def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_proje
     assert second.metrics["tolerance"] == -1.0
     assert second.metrics["previous_f1"] is not None
     assert first.status == ModelVersion.Status.ACTIVE
+
+    # a label added since: the active model cannot be warm-started, so the run is a first
+    # training, with a first training's limits (not the warm start's shorter ones)
+    from learner import training
+
+    used = []
+    real_train = training.train
+
+    def spy(*args, **kwargs):
+        used.append(args[3])
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy)
+    project.labels = [*project.labels, {"name": "MISC"}]
+    project.save()
+    run3, _ = request_training(project)
+    third = ModelVersion.objects.get(pk=retraining.run_training(run3.pk))
+    assert third.metrics["warm_start"] is False
+    assert used[0].epochs == 40 and used[0].patience == 4
+    run3.refresh_from_db()
+    assert "training from scratch" in run3.log
 
 
 @pytest.mark.slow
