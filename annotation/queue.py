@@ -14,6 +14,7 @@ take a lock on their user row, so two tabs asking at once cannot make it three.
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -24,6 +25,7 @@ CLAIM_ATTEMPTS = 8
 # Items one annotator may hold in one project: the current one and the one fetched ahead.
 MAX_HELD = 2
 ORDER = (F("priority").desc(), F("uncertainty").desc(nulls_last=True), "id")
+REFILL_SECONDS = 30
 
 
 def candidates(project: Project, user) -> QuerySet[Document]:
@@ -65,7 +67,42 @@ def next_document(project: Project, user, exclude: int | None = None) -> Documen
         for document in held:
             if document.pk != exclude and document.claim(user):
                 return document
-        return _claim_new(project, user, exclude)
+        document = _claim_new(project, user, exclude)
+    if document is not None and not _selected_left(project):
+        ask_for_next_batch(project)
+    return document
+
+
+def _selected_left(project: Project) -> bool:
+    """Whether documents of the selected batch are still waiting for someone."""
+    return (
+        Document.objects.filter(
+            project=project, split=Document.Split.TRAIN, status__in=Document.OPEN, priority__gt=0
+        )
+        .filter(Q(assignee__isnull=True) | Q(assigned_until__lte=timezone.now()))
+        .exists()
+    )
+
+
+def ask_for_next_batch(project: Project) -> None:
+    """The selected batch is used up: select the next one now, not at the periodic check up
+    to a minute later (meanwhile the queue hands out the rest by uncertainty, or by age before
+    any model). At most once per REFILL_SECONDS per project, however many annotators ask."""
+    from kombu.exceptions import OperationalError
+
+    from learner.tasks import select_batch
+
+    key = f"nerloop:refill:{project.pk}"
+    if not cache.add(key, True, REFILL_SECONDS):
+        return
+
+    def send() -> None:
+        try:
+            select_batch.delay(project.pk)
+        except OperationalError:  # the broker is down: the periodic check refills later
+            cache.delete(key)
+
+    transaction.on_commit(send)
 
 
 def _lock_user(user) -> None:

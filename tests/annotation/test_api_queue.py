@@ -325,3 +325,27 @@ def test_queue_concurrent_requests_of_one_user_hold_at_most_two(world):
         thread.join()
     assert got == [docs[1].pk] * 6
     assert held(world, world.annotator) == {docs[0].pk, docs[1].pk}
+
+
+def test_queue_asks_for_the_next_batch_once_the_selected_one_is_used_up(
+    world, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Not at the periodic check a minute later: meanwhile annotators would get documents
+    by age (before any model) instead of chosen ones."""
+    from learner import tasks
+
+    asked = []
+    monkeypatch.setattr(tasks.select_batch, "delay", lambda project_id: asked.append(project_id))
+    first = world.document("被选中一", status="queued", priority=2.0)
+    second = world.document("被选中二", status="queued", priority=1.0)
+    world.document("没被选中")
+    users = [make_user(f"a{i}") for i in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue.next_document(world.project, users[0]) == first
+    assert asked == []  # one selected document still waits
+    with django_capture_on_commit_callbacks(execute=True):
+        assert queue.next_document(world.project, users[1]) == second
+    assert asked == [world.project.pk]  # the batch is used up: the next one is selected now
+    with django_capture_on_commit_callbacks(execute=True):
+        queue.next_document(world.project, users[2])
+    assert asked == [world.project.pk]  # once, however many annotators ask
