@@ -191,9 +191,7 @@ class DocumentListView(generics.ListAPIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         entries = importing.entries_from_json(data["documents"], data["split"])
-        result = importing.import_entries(
-            self.project, request.user, entries, data["extend_labels"]
-        )
+        result = importing.import_entries(self.project, entries, data["extend_labels"])
         return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
 
@@ -237,7 +235,7 @@ class DocumentUploadView(APIView):
             data["strict"],
         )
         result = importing.import_entries(
-            self.project, request.user, entries, data["extend_labels"], return_ids=False
+            self.project, entries, data["extend_labels"], return_ids=False
         )
         body = ImportResultSerializer(result).data
         body.pop("ids")  # a file may hold a million documents: list them with GET documents

@@ -254,9 +254,11 @@ def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -
 
 
 def import_entries(
-    project: Project, user, entries: list[Entry], extend_labels: bool = False, return_ids=True
+    project: Project, entries: list[Entry], extend_labels: bool = False, return_ids=True
 ) -> ImportResult:
-    """Store checked entries in one transaction and queue their prediction after commit."""
+    """Store checked entries in one transaction and queue their prediction after commit.
+    Imported answers have no annotator: they are nobody's work today (progress, activity),
+    whoever uploaded the file."""
     from .predicting import enqueue_predictions
 
     with transaction.atomic():
@@ -275,7 +277,7 @@ def import_entries(
         if postgres and len(entries) >= ANALYZE_AFTER:
             transaction.on_commit(_analyze)
         for chunk in _chunks(entries, BATCH):
-            ids, annotated = store(project, user, chunk)
+            ids, annotated = store(project, chunk)
             enqueue_predictions(project.pk, ids)
             result.documents += len(ids)
             result.annotated += annotated
@@ -295,7 +297,7 @@ def _status(entry: Entry) -> str:
     return Document.Status.VALIDATED if entry.gold else Document.Status.NEW
 
 
-def _orm_chunk(project: Project, user, chunk: list[Entry]) -> tuple[list[int], int]:
+def _orm_chunk(project: Project, chunk: list[Entry]) -> tuple[list[int], int]:
     documents = Document.objects.bulk_create(
         [
             Document(
@@ -311,7 +313,7 @@ def _orm_chunk(project: Project, user, chunk: list[Entry]) -> tuple[list[int], i
     annotations = [
         Annotation(
             document=doc,
-            annotator=user,
+            annotator=None,
             spans=spans_to_json(entry.example.spans),
             revision=1,
             validated=True,
@@ -323,7 +325,7 @@ def _orm_chunk(project: Project, user, chunk: list[Entry]) -> tuple[list[int], i
     return [doc.pk for doc in documents], len(annotations)
 
 
-def _copy_chunk(project: Project, user, chunk: list[Entry]) -> tuple[list[int], int]:
+def _copy_chunk(project: Project, chunk: list[Entry]) -> tuple[list[int], int]:
     """PostgreSQL COPY, several times faster than INSERT for big uploads: ids are drawn
     from the table's sequence first, so annotations and the prediction queue can use them."""
     now = timezone.now()
@@ -347,7 +349,7 @@ def _copy_chunk(project: Project, user, chunk: list[Entry]) -> tuple[list[int], 
             for pk, entry in zip(ids, chunk, strict=True):
                 if entry.gold:
                     spans = json.dumps(spans_to_json(entry.example.spans), ensure_ascii=False)
-                    copy.write_row((pk, user.pk, spans, 1, True, now, now))
+                    copy.write_row((pk, None, spans, 1, True, now, now))
                     annotated += 1
     return ids, annotated
 

@@ -76,5 +76,5 @@ def create_demo_project(admin):
     entries = [
         Entry(Example(ex.text, [], ex.meta), "train", gold=False) for ex in data["train"]
     ] + [Entry(ex, "eval", gold=True) for ex in data["eval"]]
-    import_entries(project, admin, entries)
+    import_entries(project, entries)
     return project, True

@@ -348,3 +348,15 @@ def test_upload_says_when_it_stopped_counting_problems(world):
     detail = few.json()["error"]["detail"]
     assert detail["more"] == 10 and "more_at_least" not in detail
     assert not Document.objects.exists()
+
+
+def test_upload_of_gold_is_nobodys_work_today(world):
+    """Imported answers count for training and the eval split, not as the uploader's output
+    (done today, activity per annotator)."""
+    line = json.dumps({"text": "张三在北京", "entities": [{"start": 0, "end": 2, "label": "PER"}]})
+    assert upload(world, "admin", line, "gold.jsonl").status_code == 201
+    assert Annotation.objects.get().annotator is None
+    progress = world.api("admin").get(f"/api/v1/projects/{world.project.pk}/progress").json()
+    assert progress["done_today"] == 0
+    activity = world.api("admin").get(f"/api/v1/projects/{world.project.pk}/activity").json()
+    assert activity == []

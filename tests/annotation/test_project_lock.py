@@ -49,8 +49,8 @@ def _entries(label: str, n: int = 3) -> list[Entry]:
 
 def test_imports_from_stale_copies_add_both_their_labels(world):
     first, second = _stale(world.project), _stale(world.project)
-    import_entries(first, world.admin, _entries("BBB"), extend_labels=True)
-    result = import_entries(second, world.admin, _entries("CCC"), extend_labels=True)
+    import_entries(first, _entries("BBB"), extend_labels=True)
+    result = import_entries(second, _entries("CCC"), extend_labels=True)
     assert result.labels_added == ["CCC"]
     assert {"BBB", "CCC"} <= set(_stale(world.project).label_names())
     assert {"BBB", "CCC"} <= set(second.label_names())  # the caller's copy is told
