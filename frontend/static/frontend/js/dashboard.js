@@ -223,7 +223,7 @@
           "data-series": s.key,
         });
         dot.append(
-          svg("title", {}, `${p.version} · ${s.name} F1 ${fmt(s.get(p))} · ${p.chars} ${gettext("characters")} · ${p.status}`),
+          svg("title", {}, `${p.version} · ${s.name} F1 ${fmt(s.get(p))} · ${p.chars} ${gettext("characters")} · ${word(p.status)}`),
         );
         group.append(dot);
       }
