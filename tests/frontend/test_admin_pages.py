@@ -226,7 +226,8 @@ def test_create_a_project_and_manage_its_members(page, live_server, world):
     page.click("#btn-add-member")
     page.wait_for_selector("#members-status.error")
     # the API's own field message comes in the page's language too
-    assert "不存在" in page.inner_text("#members-status"), page.inner_text("#members-status")
+    said = page.inner_text("#members-status")
+    assert "没有名为 nobody 的用户" in said and "username" not in said, said  # the form's words
     assert project.memberships.count() == 2
 
     # The last admin cannot step down: the refusal is shown and the role stays.

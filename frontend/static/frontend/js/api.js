@@ -117,6 +117,15 @@
     return items;
   }
 
+  /** A field as the form on screen names it (its label's words before any explanation in
+   * brackets), else the API's field name. */
+  function fieldName(key) {
+    const input = document.getElementById(`f-${key}`) || document.getElementById(`m-${key}`);
+    const label = input && (input.closest("label") || document.querySelector(`label[for="${input.id}"]`));
+    const words = label && label.firstChild ? label.firstChild.textContent.trim() : "";
+    return words ? words.split(/\s*[（(]/)[0] : key;
+  }
+
   function flattenDetail(detail) {
     if (detail === null || detail === undefined) return "";
     if (typeof detail === "string") return detail;
@@ -125,7 +134,7 @@
       return Object.entries(detail)
         .map(([key, value]) => {
           const text = flattenDetail(value);
-          return key === "non_field_errors" || key === "detail" ? text : `${key}: ${text}`;
+          return key === "non_field_errors" || key === "detail" ? text : `${fieldName(key)}: ${text}`;
         })
         .filter(Boolean)
         .join("; ");
@@ -186,8 +195,9 @@
         error: String(err && err.message ? err.message : err),
       }, true);
     }
-    const title = CODE_TITLES[err.code] || err.message;
     const detail = detailText(err.detail);
+    // a validation error without a catalogue code: its detail names the field as the form does
+    const title = CODE_TITLES[err.code] || (detail ? "" : err.message);
     const said = [title, detail && detail !== err.message ? detail : ""]
       .filter(Boolean)
       .join(": ");
