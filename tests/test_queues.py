@@ -35,6 +35,9 @@ def test_a_control_task_runs_before_a_prediction_backlog_drains(transactional_db
     from tests.base import running_worker, wait_for
 
     make_broker_folders()
+    with app.connection_for_write() as connection:  # what earlier tests left queued
+        for queue in ("control", "inference", "training"):
+            connection.default_channel.queue_purge(queue)
     started: list[str] = []
 
     def record(sender=None, **kwargs):

@@ -82,7 +82,7 @@ class Command(BaseCommand):
                 ensure_broker()  # activation queues re-prediction of the pool
             except BrokerUnavailable as exc:
                 raise CommandError(f"registered as a candidate, not activated: {exc}") from None
-            retraining.activate(version)
+            retraining.activate(version, project)
             self.stdout.write(self.style.SUCCESS(f"{name} serves project {project.pk} now"))
         else:
             self.stdout.write(
