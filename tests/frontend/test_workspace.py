@@ -606,7 +606,7 @@ def test_workspace_keyboard_selection_is_trimmed_and_a_replacement_is_said(
     for _ in range(5):
         keys.press("Shift+ArrowRight")  # " 王小明 "
     keys.press("1")
-    assert page.inner_text("#ws-status") == "已添加 PER。 它替换了 LOC 王小（按 Ctrl+Z 可撤销）。"
+    assert page.inner_text("#ws-status") == "已添加 PER。它替换了 LOC 王小（按 Ctrl+Z 可撤销）。"
     keys.press("Enter")
     page.wait_for_selector("#doc-empty:not([hidden])")
     assert stored_spans(doc) == [(4, 7, "PER")]

@@ -193,6 +193,7 @@
         name: label,
         colour: state.colours[label] || "#94a3b8",
         get: (p) => (p.per_type[label] || {}).f1,
+        support: (p) => (p.per_type[label] || {}).support,
       });
     }
     for (const s of series) {
@@ -223,7 +224,10 @@
           "data-series": s.key,
         });
         dot.append(
-          svg("title", {}, `${p.version} · ${s.name} F1 ${fmt(s.get(p))} · ${p.chars} ${gettext("characters")} · ${word(p.status)}`),
+          svg("title", {}, `${p.version} · ${s.name} F1 ${fmt(s.get(p))}` +
+            (s.support && typeof s.support(p) === "number"
+              ? ` (${interpolate(gettext("%(n)s eval entities"), { n: s.support(p) }, true)})` : "") +
+            ` · ${p.chars} ${gettext("characters")} · ${word(p.status)}`),
         );
         group.append(dot);
       }
@@ -342,7 +346,8 @@
       const row = el("tr", { "data-version-id": p.id, "data-status": p.status });
       if (p.status === "active") row.className = "active-row";
       const perLabel = Object.entries(p.per_type)
-        .map(([label, m]) => `${label} ${fmt(m.f1, 2)}`)
+        // with its support: an F1 over one or two eval entities swings from 0 to 1
+        .map(([label, m]) => `${label} ${fmt(m.f1, 2)}` + (typeof m.support === "number" ? ` (${m.support})` : ""))
         .join(" · ");
       const cells = [
         el("td", { class: "nowrap" }, p.version),
@@ -606,6 +611,7 @@
       return;
     }
     $("nav-project-name").textContent = state.project.name;
+    $("nav-project-name").title = state.project.name; // the whole name, when the bar cuts it short
     if (N.clientOnly(state.project)) return;
     state.isAdmin = state.project.role === "admin";
     N.revealAdmin(state.isAdmin);

@@ -166,6 +166,7 @@
     try {
       const project = await N.api.get(`projects/${projectId}`);
       $("nav-project-name").textContent = project.name;
+      $("nav-project-name").title = project.name; // the whole name, when the bar cuts it short
       if (N.clientOnly(project)) return;
       N.revealAdmin(project.role === "admin");
       colours = N.labelColours(project.labels || []);

@@ -117,6 +117,7 @@
       return;
     }
     $("nav-project-name").textContent = project.name;
+    $("nav-project-name").title = project.name; // the whole name, when the bar cuts it short
     N.revealAdmin(project.role === "admin");
     const admin = project.role === "admin";
     if ($("import-form")) {

@@ -27,6 +27,7 @@
 
   function fill(project) {
     $("nav-project-name").textContent = project.name;
+    $("nav-project-name").title = project.name; // the whole name, when the bar cuts it short
     N.revealAdmin(project.role === "admin");
     for (const field of FIELDS) {
       const input = $("f-" + field);

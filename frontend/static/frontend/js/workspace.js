@@ -78,6 +78,9 @@
 
   // ---- status ---------------------------------------------------------------------------
 
+  // between two sentences: Chinese runs them on after its full stop, English adds a space
+  const GAP = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
+
   function say(message, kind) {
     statusLine.textContent = message;
     statusLine.className = "status-line" + (kind ? " " + kind : "");
@@ -90,7 +93,7 @@
   /** A refused save of an item saved elsewhere (another tab, someone else) or no longer
    * held: say so, keep the annotator's spans on the page, and offer the next item. */
   function offerNext(err) {
-    say(N.describeError(err) + " " + gettext("Your spans are still on the page."), "error");
+    say(N.describeError(err) + GAP + gettext("Your spans are still on the page."), "error");
     if (documentMode) {
       // the saved version replaces the page's spans; undo brings them back
       const reload = document.createElement("button");
@@ -312,7 +315,7 @@
       });
       const added = interpolate(gettext("Added %(label)s."), { label }, true);
       const gone = replaced.length
-        ? " " + interpolate(gettext("It replaces %(spans)s (Ctrl+Z undoes it)."),
+        ? GAP + interpolate(gettext("It replaces %(spans)s (Ctrl+Z undoes it)."),
           { spans: replaced.map(spanName).join(", ") }, true)
         : "";
       say(added + gone, "ok");
@@ -321,6 +324,10 @@
     if (state.focus >= 0) {
       const index = state.focus;
       const before = spanName(state.spans[index]);
+      if (state.spans[index].label === label && !state.spans[index].suggested) {
+        say(interpolate(gettext("%(span)s is already %(label)s."), { span: before, label }, true));
+        return;
+      }
       change(() => {
         state.spans[index] = { ...state.spans[index], label, score: null, suggested: false };
       });
@@ -891,7 +898,7 @@
         fix.id = "correct-last";
         fix.href = `/projects/${projectId}/annotate/?document=${doc.id}&back=queue`;
         fix.textContent = gettext("Correct it");
-        statusLine.append(" ", fix);
+        statusLine.append(GAP, fix);
       }
       await advance();
     } catch (err) {
@@ -966,6 +973,7 @@
     try {
       const project = await N.api.get(endpoints.project());
       document.getElementById("nav-project-name").textContent = project.name;
+      document.getElementById("nav-project-name").title = project.name; // the whole name, when the bar cuts it short
       if (N.clientOnly(project)) return; // before anything is claimed
       $("guidelines-text").textContent = project.description || "";
       $("ws-guidelines").hidden = !(project.description || "").trim();
