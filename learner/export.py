@@ -100,7 +100,7 @@ def crf_scores(trained: TrainedModel) -> dict:
 
 
 def score_bundle(folder: str | os.PathLike, examples: Sequence[Example], int8: bool) -> dict:
-    """Entity F1 of the bundle as served: the real engine, windows and numpy Viterbi."""
+    """Entity F1 of the bundle as served: the real engine, windows and compiled decoding."""
     from inference.engine import ModelBundle
 
     engine = ModelBundle(folder, int8=int8).load()
