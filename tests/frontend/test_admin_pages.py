@@ -124,9 +124,10 @@ def test_import_and_export_pages(page, live_server, world):
     page.wait_for_selector("#import-result:not([hidden])")
     assert page.inner_text("#r-documents") == "2"
     assert page.inner_text("#r-annotated") == "1"
-    # The page says what comes next: no model can pre-annotate the project yet.
+    # The page says what comes next: no model can pre-annotate the project yet, and what
+    # keeps the first training run from starting (the file had no eval split)
     page.wait_for_selector("#import-status.ok")
-    assert "第一次训练" in page.inner_text("#import-status")
+    assert "评估集中没有已验证的标注" in page.inner_text("#import-status")
     assert Document.objects.filter(project=world.project).count() == 2
     assert Annotation.objects.filter(document__project=world.project).count() == 1
     # the default split is the file's own (a nerloop export), else train

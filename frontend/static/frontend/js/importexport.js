@@ -62,7 +62,8 @@
         $("import-result").hidden = true;
         let message = N.describeError(err);
         if (err.code === "E103" && /is not in the schema/.test(JSON.stringify(err.detail || ""))) {
-          message += " " + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”.");
+          const gap = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
+          message += gap + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”.");
         }
         say("import-status", message, "error");
       } finally {
@@ -84,6 +85,17 @@
       return N.interpolate(
         N.gettext("Import finished; model %(version)s pre-annotates the documents in the background."),
         { version: serving.version }, true);
+    }
+    let blocked = null; // why no run can start yet (no validated eval document, ...)
+    try {
+      blocked = (await N.api.get(`projects/${projectId}/metrics`)).cannot_train;
+    } catch (err) {
+      // the general advice below stands
+    }
+    if (blocked) {
+      return N.interpolate(
+        N.gettext("Import finished. No model can pre-annotate this project yet, and training cannot start: %(why)s."),
+        { why: blocked }, true);
     }
     return N.gettext("Import finished. No model can pre-annotate this project yet: annotate the review queue (a diverse first batch) and the eval set (Documents page), and the first training run makes one.");
   }
