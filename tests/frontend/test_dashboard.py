@@ -284,3 +284,29 @@ def test_dashboard_asks_before_a_worse_version_and_goes_back_to_the_default_mode
     page.wait_for_selector("#default-model", state="hidden")
     assert ModelVersion.active_for(world.project) is None  # the default model serves
     assert len(asked) == 3
+
+
+def test_dashboard_chart_can_run_along_versions(page, live_server, world, first_version):
+    """Retrains on nearly the same labels stack on one vertical line along labelled
+    characters; one step per version tells them apart."""
+    for name, f1 in (("v2", 0.3), ("v3", 0.25)):
+        make_version(
+            world.project,
+            name,
+            status=ModelVersion.Status.CANDIDATE,
+            metrics={"f1": f1, "labels": {"sentences": 4, "characters": 40}},
+        )
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    dots = "#f1-chart circle.point[data-series='__overall']"
+    page.wait_for_function(f'document.querySelectorAll("{dots}").length === 3')
+    along_chars = {page.locator(dots).nth(i).get_attribute("cx") for i in range(3)}
+    assert len(along_chars) == 1  # the same 40 characters: one vertical line
+    page.select_option("#chart-x", "version")
+    xs = [
+        float(page.locator(f"{dots}[data-version='{v}']").get_attribute("cx"))
+        for v in ("v1", "v2", "v3")
+    ]
+    assert xs == sorted(xs) and len(set(xs)) == 3
+    assert "模型版本（从旧到新）" in page.text_content("#f1-chart")
+    shot(page, "dashboard-by-version")

@@ -136,6 +136,11 @@
     return 10 * power;
   }
 
+  $("chart-x").addEventListener("change", () => {
+    state.xMode = $("chart-x").value;
+    drawChart(state.points || []);
+  });
+
   function drawChart(points) {
     const chart = $("f1-chart");
     const title = chart.querySelector("title");
@@ -150,10 +155,15 @@
     const W = 900;
     const H = 340;
     const M = { left: 52, right: 24, top: 22, bottom: 44 };
-    const sorted = [...usable].sort((a, b) => a.chars - b.chars || a.id - b.id);
-    const maxX = Math.max(...sorted.map((p) => p.chars), 1);
-    const xStep = niceStep(maxX, 6);
-    const xMax = Math.ceil((maxX * 1.04) / xStep) * xStep;
+    // along labelled characters, or one step per version (retrains on nearly the same labels
+    // otherwise stack on one vertical line)
+    const byVersion = state.xMode === "version";
+    const rank = new Map([...usable].sort((a, b) => a.id - b.id).map((p, i) => [p.id, i + 1]));
+    const along = (p) => (byVersion ? rank.get(p.id) : p.chars);
+    const sorted = [...usable].sort((a, b) => along(a) - along(b) || a.id - b.id);
+    const maxX = Math.max(...sorted.map(along), 1);
+    const xStep = byVersion ? Math.max(1, Math.ceil(maxX / 12)) : niceStep(maxX, 6);
+    const xMax = byVersion ? maxX + 1 : Math.ceil((maxX * 1.04) / xStep) * xStep;
     const schema = ((state.project && state.project.labels) || []).map((l) => l.name);
     const seen = new Set(sorted.flatMap((p) => Object.keys(p.per_type)));
     const labels = [...schema.filter((l) => seen.has(l)), ...[...seen].filter((l) => !schema.includes(l))];
@@ -171,7 +181,8 @@
 
     for (let v = 0; v <= xMax + 1e-9; v += xStep) {
       chart.append(svg("line", { class: "grid-line", x1: x(v), x2: x(v), y1: M.top, y2: H - M.bottom }));
-      chart.append(svg("text", { x: x(v), y: H - M.bottom + 16, "text-anchor": "middle" }, chars(v)));
+      const tick = byVersion ? (v >= 1 && v <= maxX ? String(v) : "") : chars(v);
+      chart.append(svg("text", { x: x(v), y: H - M.bottom + 16, "text-anchor": "middle" }, tick));
     }
     const yStep = (1 - yMin) > 0.5 ? 0.2 : 0.1;
     for (let v = yMin; v <= 1 + 1e-9; v += yStep) {
@@ -182,7 +193,7 @@
     chart.append(svg("line", { class: "axis", x1: M.left, x2: M.left, y1: M.top, y2: H - M.bottom }));
     chart.append(
       svg("text", { x: (M.left + W - M.right) / 2, y: H - 8, "text-anchor": "middle" },
-        gettext("labelled characters")),
+        byVersion ? gettext("versions, oldest first") : gettext("labelled characters")),
     );
     chart.append(svg("text", { x: 14, y: M.top - 6 }, "F1"));
 
@@ -206,14 +217,14 @@
             class: "series",
             stroke: s.colour,
             "stroke-dasharray": s.key === "__overall" ? "" : "5 4",
-            points: pts.map((p) => `${x(p.chars)},${y(s.get(p))}`).join(" "),
+            points: pts.map((p) => `${x(along(p))},${y(s.get(p))}`).join(" "),
           }),
         );
       }
       for (const p of pts) {
         const dot = svg("circle", {
           class: "point",
-          cx: x(p.chars),
+          cx: x(along(p)),
           cy: y(s.get(p)),
           r: s.key === "__overall" ? 6 : 4,
           fill: p.status === "active" || p.status === "retired" ? s.colour : "#0b1020",
@@ -242,8 +253,8 @@
         interpolate(gettext("default model %(f1)s"), { f1: fmt(bar) }, true)));
     }
     if (active) {
-      chart.append(svg("circle", { class: "active-marker", cx: x(active.chars), cy: y(active.f1), r: 11 }));
-      const ax = x(active.chars);
+      chart.append(svg("circle", { class: "active-marker", cx: x(along(active)), cy: y(active.f1), r: 11 }));
+      const ax = x(along(active));
       chart.append(
         svg("text", {
           x: ax,
