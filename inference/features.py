@@ -147,7 +147,6 @@ class Lexicon:
         self.entries = {w: kinds[0] for w, kinds in kinds_of.items()}  # first type of a word
         words = masks
         self.lengths = sorted({len(w) for w in words})
-        self._shifts = np.arange(len(self.types), dtype=np.uint64)
         all_cps = codepoints("".join(words)) if words else np.zeros(0, np.uint32)
         self._chars = np.unique(all_cps.astype(np.int64))  # lexicon-local ids are index + 1
         # one sorted table of every word's window hash (salted by its length) and, aligned,
@@ -279,14 +278,6 @@ def _probe(keys: np.ndarray, values: np.ndarray, shift, mask, key) -> np.uint64:
 
 
 @numba.njit(cache=True, nogil=True)
-def _probe_each(keys, values, shift, mask, queries) -> np.ndarray:
-    out = np.zeros(len(queries), dtype=np.uint64)
-    for i in range(len(queries)):
-        out[i] = _probe(keys, values, shift, mask, queries[i])
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _match_words(ids, text_ids, longest, has_length, keys, values, shift, mask, types, cols, out):
     """Every window of known characters inside one text, up to ``longest`` long, hashed as the
     table's words were and looked up; a hit sets the B/M/E/S flags of each type it carries."""
@@ -317,7 +308,7 @@ def _match_words(ids, text_ids, longest, has_length, keys, values, shift, mask, 
 class _HashTable:
     """Open addressing with linear probing over uint64 keys (already hashes).
     A binary search of a 300,000-word table costs ~19 cache misses per window; this costs ~1.
-    ``lookup`` returns each key's non-zero value, or 0 when absent. Key 0 marks an empty
+    ``_probe`` finds a key's non-zero value, or 0 when absent. Key 0 marks an empty
     slot, so a key of 0 is stored as 1 (both sides do the same; a clash is ~2^-64)."""
 
     def __init__(self, keys: np.ndarray, values: np.ndarray):
@@ -342,9 +333,6 @@ class _HashTable:
             self.values[target[take]] = values[placed]
             pending = pending[~take]
             slots[pending] = (slots[pending] + 1) & int(self.mask)
-
-    def lookup(self, keys: np.ndarray) -> np.ndarray:
-        return _probe_each(self.keys, self.values, self.shift, self.mask, keys.astype(np.uint64))
 
 
 class Featurizer:
