@@ -36,6 +36,9 @@ def test_documents_page_opens_eval_documents_for_annotation(page, live_server, w
     page.click(f"#doc-rows tr[data-doc-id='{first.pk}'] a.doc-link")
     page.wait_for_selector(f"#doc-view[data-doc-id='{first.pk}']")
     assert "评估集" in page.inner_text("#ws-title")  # the split, in the UI's language
+    # here the S key only moves on, and both the button and the key help say so
+    assert page.inner_text("#help-skip") == "不保存，下一篇"
+    assert page.inner_text("#btn-skip").startswith("不保存，下一篇")
     drag_select(page, "李四")
     page.keyboard.press("1")
     drag_select(page, "北京大学")

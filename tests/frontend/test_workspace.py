@@ -581,7 +581,17 @@ def test_workspace_span_menu_from_the_keyboard(page, live_server, world, model):
     keys.press("Shift+F10")
     page.wait_for_selector("#span-menu:not([hidden])")
     assert page.evaluate("document.activeElement.closest('#span-menu') !== null")
-    keys.press("Tab")  # the second label, LOC
+    focused = "document.activeElement.textContent"
+    keys.press("ArrowUp")  # wraps round to the last item
+    assert page.evaluate("document.activeElement.id") == "menu-delete"
+    keys.press("Home")
+    assert page.evaluate(focused) == "PER"
+    keys.press("Escape")  # closes the menu, back to the text
+    assert page.is_hidden("#span-menu")
+    assert page.evaluate("document.activeElement.id") == "doc-view"
+    keys.press("Shift+F10")
+    keys.press("ArrowDown")  # the second label, LOC
+    assert page.evaluate(focused) == "LOC"
     keys.press("Enter")
     assert page.locator("mark.ent").get_attribute("data-label") == "LOC"
     assert page.is_hidden("#span-menu")

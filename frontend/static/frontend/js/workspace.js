@@ -384,6 +384,7 @@
       const button = document.createElement("button");
       button.type = "button";
       button.className = "label-btn";
+      button.setAttribute("role", "menuitem");
       button.style.setProperty("--ent", state.colours[label.name]);
       button.style.setProperty("--ent-ink", N.inkFor(state.colours[label.name]));
       button.textContent = label.name;
@@ -397,6 +398,7 @@
     del.type = "button";
     del.className = "btn btn-danger btn-small";
     del.id = "menu-delete";
+    del.setAttribute("role", "menuitem");
     del.textContent = gettext("Delete");
     del.addEventListener("click", () => deleteSpan(index));
     menu.append(del);
@@ -582,8 +584,30 @@
     return target.closest(field) !== null;
   }
 
+  /** The open span menu's own keys (ARIA menu): arrows, Home and End move between its items,
+   *  Escape closes it (Tab still walks its buttons). True when the key was the menu's. */
+  function menuKey(event) {
+    if (menu.hidden || !menu.contains(event.target)) return false;
+    const items = Array.from(menu.querySelectorAll("[role=menuitem]"));
+    const at = items.indexOf(event.target);
+    const moves = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 };
+    let next = null;
+    if (event.key in moves) next = (at + moves[event.key] + items.length) % items.length;
+    else if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = items.length - 1;
+    else if (event.key === "Escape") {
+      event.preventDefault();
+      closeMenu();
+      return true;
+    } else return false;
+    event.preventDefault();
+    items[next].focus();
+    return true;
+  }
+
   document.addEventListener("keydown", (event) => {
     if (typing(event.target)) return;
+    if (menuKey(event)) return;
     const key = event.key;
     if (event.target.matches("input[type=range]") && /^(Arrow|Page|Home|End)/.test(key)) return;
     if (key !== "Enter") state.untouched = false;
@@ -917,7 +941,10 @@
     try {
       if (!documentMode) await N.api.post(endpoints.skip(doc.id), {});
       state.undo = []; // skipping sets this document's changes aside on purpose
-      say(interpolate(gettext("Skipped document #%(id)s."), { id: doc.id }, true));
+      const said = documentMode
+        ? gettext("Left document #%(id)s as it was.")
+        : gettext("Skipped document #%(id)s.");
+      say(interpolate(said, { id: doc.id }, true));
       await advance();
     } catch (err) {
       if (err instanceof N.ApiError && err.code === "E105") {
@@ -1003,6 +1030,7 @@
     if (documentMode) {
       // nothing is skipped here: the key only moves on, leaving this document as it was
       $("btn-skip").firstChild.textContent = gettext("Next without saving") + " ";
+      $("help-skip").textContent = gettext("Next without saving");
       $("back-to-list").href = returnPage();
       if (backToQueue) $("back-to-list").textContent = gettext("Back to the queue");
       $("back-to-list").hidden = false;
