@@ -45,11 +45,14 @@ def resolve_bundle(request, data: dict) -> ModelBundle:
 
 
 def _request_data(request):
-    """The parsed JSON body; a body that is not JSON is a bad predict request (E203)."""
+    """The parsed JSON body; a body that is not JSON is a bad predict request (E203): 400
+    when it does not parse, 415 when it is sent as another media type."""
     try:
         return request.data
     except (ParseError, UnsupportedMediaType) as exc:
-        raise CodedAPIException("E203", detail=f"the body must be JSON: {exc.detail}") from exc
+        raise CodedAPIException(
+            "E203", detail=f"the body must be JSON: {exc.detail}", status_code=exc.status_code
+        ) from exc
 
 
 class PredictView(APIView):
@@ -69,6 +72,7 @@ class PredictView(APIView):
             403: ErrorSerializer,
             404: ErrorSerializer,
             413: ErrorSerializer,
+            415: ErrorSerializer,
             503: ErrorSerializer,
         },
         examples=[

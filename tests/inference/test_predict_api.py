@@ -111,16 +111,16 @@ def test_predict_api_rejects_bad_input(api, served, payload, field, says):
 
 
 @pytest.mark.parametrize(
-    ("content", "content_type"),
+    ("content", "content_type", "status"),
     [
-        ("{not json", "application/json"),
-        ("text=张三", "application/x-www-form-urlencoded"),
-        ("张三", "text/plain"),
+        ("{not json", "application/json", 400),
+        ("text=张三", "application/x-www-form-urlencoded", 415),
+        ("张三", "text/plain", 415),
     ],
 )
-def test_predict_api_rejects_a_body_that_is_not_json(api, served, content, content_type):
+def test_predict_api_rejects_a_body_that_is_not_json(api, served, content, content_type, status):
     response = api.post(URL, content.encode(), content_type=content_type)
-    body = _error(response, 400, "E203")
+    body = _error(response, status, "E203")
     assert "JSON" in body["detail"]
 
 
