@@ -30,6 +30,7 @@ __all__ = [
     "Registry",
     "default",
     "get",
+    "preload_default",
     "registry",
     "reload",
     "smoke_check",
@@ -200,3 +201,19 @@ def unload(path: str | Path) -> None:
 
 def default() -> ModelBundle:
     return registry.default()
+
+
+def preload_default() -> threading.Thread:
+    """Load the default bundle in a background thread, so a web process's first predict
+    request does not wait for it (manifest check, ONNX session, warm-up decoding). A bundle
+    that cannot load is logged; requests then get E201 as before."""
+
+    def load() -> None:
+        try:
+            registry.default()
+        except (ModelNotReady, BundleError) as exc:
+            logger.warning("default bundle not preloaded: %s", exc)
+
+    thread = threading.Thread(target=load, name="preload-default-bundle", daemon=True)
+    thread.start()
+    return thread

@@ -165,3 +165,37 @@ def test_registry_capacity_comes_from_settings(tmp_path):
         reg.get(folders[0])
         reg.get(folders[1])
         assert list(reg.loaded()) == [str(folders[1].resolve())]
+
+
+def test_a_serving_process_preloads_the_default_bundle(tiny_bundle):
+    """Importing the WSGI module (what runserver and gunicorn do) loads the default model in
+    the background, so the first predict request does not wait for it."""
+    import importlib
+    import sys
+    import time
+
+    from inference import registry as module
+
+    module.registry.clear()
+    try:
+        with override_settings(DEFAULT_BUNDLE=str(tiny_bundle)):
+            if "nerloop.wsgi" in sys.modules:
+                importlib.reload(sys.modules["nerloop.wsgi"])
+            else:
+                importlib.import_module("nerloop.wsgi")
+            deadline = time.monotonic() + 60
+            while not module.registry.loaded() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert list(module.registry.loaded()) == [str(tiny_bundle.resolve())]
+    finally:
+        module.registry.clear()
+
+
+def test_a_default_bundle_that_cannot_load_is_only_logged_at_preload(tmp_path, caplog):
+    from inference import registry as module
+
+    with override_settings(DEFAULT_BUNDLE=str(tmp_path / "absent")):
+        module.preload_default().join(timeout=60)
+    assert "default bundle not preloaded" in caplog.text
+    assert not module.registry.loaded()
+    module.registry.clear()
