@@ -54,6 +54,20 @@ class ProjectSerializer(serializers.ModelSerializer):
     def validate_labels(self, value):
         return normalize_labels(value)
 
+    def validate_name(self, value):
+        """Two of the caller's projects cannot share a name (in any case), or the project menu
+        and the API listing could not tell them apart."""
+        request = self.context.get("request")
+        if request is not None and request.user.is_authenticated:
+            same = Project.objects.filter(
+                name__iexact=value, memberships__user=request.user
+            ).exclude(pk=getattr(self.instance, "pk", None))
+            if same.exists():
+                raise serializers.ValidationError(
+                    _("You already have a project named “%(name)s”.") % {"name": value}
+                )
+        return value
+
     def validate_selection_strategy(self, value):
         if value not in STRATEGIES:
             raise serializers.ValidationError(f"unknown strategy; known: {', '.join(STRATEGIES)}")

@@ -111,6 +111,21 @@ def test_projects_create_rejects_an_unknown_strategy(world):
     assert "selection_strategy" in response.json()["error"]["detail"]
 
 
+def test_projects_names_are_unique_among_the_callers_projects(world):
+    admin = world.api("admin")
+    response = admin.post("/api/v1/projects", {"name": " a "}, format="json")
+    assert response.status_code == 400
+    assert "“a”" in response.json()["error"]["detail"]["name"][0]
+    assert Project.objects.count() == 2
+    response = admin.patch(url(world.project), {"name": "a"}, format="json")
+    assert response.status_code == 200  # its own name, in another case
+    response = admin.patch(url(world.project), {"name": "B"}, format="json")
+    assert response.status_code == 200  # B is someone else's project
+    # ... and the outsider, who has a B, may still call a new one A
+    response = world.api("outsider").post("/api/v1/projects", {"name": "A"}, format="json")
+    assert response.status_code == 201
+
+
 @pytest.mark.parametrize("role", ROLES)
 def test_projects_read_permissions(world, role):
     response = world.api(role).get(url(world.project))
