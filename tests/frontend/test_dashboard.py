@@ -3,6 +3,7 @@ chart without a reload; admins roll back; annotators see no admin controls."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -101,6 +102,7 @@ def test_dashboard_gains_a_point_after_a_retrain(
     assert page.locator("#f1-chart g[data-series='PER'] circle").count() == 2
     row = page.locator(f"#versions-body tr[data-version-id='{new.pk}']")
     assert "已上线" in row.inner_text()  # "promoted", in the UI's language
+    assert re.search(r"训练 [0-9.]+ 秒", row.inner_text()), row.inner_text()  # timings too
     page.click(f"#runs-body tr[data-run-id='{run.pk}'] summary")
     log = f"#runs-body tr[data-log-of='{run.pk}'] pre.log"
     page.wait_for_function(

@@ -95,7 +95,9 @@
   }
   function seconds(s) {
     if (typeof s !== "number") return "–";
-    return s >= 90 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`;
+    return s >= 90
+      ? interpolate(gettext("%(n)s min"), { n: (s / 60).toFixed(1) }, true)
+      : interpolate(gettext("%(n)s s"), { n: s.toFixed(1) }, true);
   }
 
   // ---- data shapes ------------------------------------------------------------------------
