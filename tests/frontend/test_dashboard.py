@@ -312,3 +312,30 @@ def test_dashboard_chart_can_run_along_versions(page, live_server, world, first_
     assert xs == sorted(xs) and len(set(xs)) == 3
     assert "模型版本（从旧到新）" in page.text_content("#f1-chart")
     shot(page, "dashboard-by-version")
+
+
+def test_dashboard_asks_before_retraining_on_nothing_new(
+    page, live_server, labelled, first_version
+):
+    world = labelled
+    done = TrainingRun.objects.create(project=world.project, trigger="manual")
+    done.start()
+    done.succeed(first_version)
+    asked = []
+
+    def dismiss(dialog):
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    page.wait_for_selector(f"#runs-body tr[data-run-id='{done.pk}']")
+    page.once("dialog", dismiss)
+    page.click("#btn-retrain")
+    assert len(asked) == 1 and "同样的标注" in asked[0], asked
+    assert TrainingRun.objects.filter(project=world.project).count() == 1  # declined
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#btn-retrain")
+    page.wait_for_selector("#runs-body tr[data-state='queued']")
+    assert TrainingRun.objects.filter(project=world.project).count() == 2

@@ -539,6 +539,11 @@
 
   $("btn-retrain").addEventListener("click", async () => {
     const button = $("btn-retrain");
+    if (state.hasRuns && state.nothingNew) {
+      const question = gettext(
+        "Nothing was validated since the last training run: a new run would learn from the same annotations. Train anyway?");
+      if (!window.confirm(question)) return;
+    }
     button.disabled = true;
     try {
       const answer = await N.api.post(endpoints.train(), {});
@@ -589,13 +594,17 @@
         drawVersions(points);
         drawBusy(data);
         drawDefault(data);
+        state.nothingNew = data.new_since_last_run === 0;
         const blocked = $("stat-cannot-train");
         blocked.hidden = !data.cannot_train;
         blocked.textContent = data.cannot_train
           ? interpolate(gettext("Training cannot start: %(why)s"), { why: data.cannot_train }, true)
           : "";
       }),
-      pull("runs", (data) => drawRuns(data.results || data)),
+      pull("runs", (data) => {
+        state.hasRuns = (data.results || data).length > 0;
+        drawRuns(data.results || data);
+      }),
       state.noActivity ? null : pull("activity", drawActivity),
     ]);
     if (state.stopped) {
