@@ -11,7 +11,9 @@ Splits (the models are judged on text they never saw, model selection included):
 
 Speed is measured end to end: featurisation, the network and CRF decoding. Torch eager uses
 its own batched Viterbi (``TrainedModel.predict``); ONNX goes through ``inference.engine``
-(numpy Viterbi, marginals, windows), fp32 and INT8, the serving path itself.
+(compiled Viterbi, marginals, windows), fp32 and INT8, the serving path itself. Both use
+``--threads`` cores: the engine as lanes of one ONNX Runtime thread, torch in whichever of its
+ways is fastest (one thread, an OpenMP pool, or the engine's lanes).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import random
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +166,18 @@ def _rate(run, batches: list[list[str]], repeat_seconds: float) -> tuple[float, 
             return sentences / elapsed, chars / elapsed
 
 
+def _torch_lanes(eager, pool: ThreadPoolExecutor, lanes: int):
+    """Torch eager with the engine's split of a batch: the texts sorted by length, every
+    lane-th one to each of ``lanes`` threads (one torch thread each), as the engine does."""
+
+    def run(batch: list[str]):
+        order = sorted(batch, key=len)
+        parts = [order[k::lanes] for k in range(lanes)]
+        return list(pool.map(lambda part: eager.predict(part, batch_size=64), parts))
+
+    return run
+
+
 def measure_speed(folder: Path, texts: list[str], args) -> dict:
     import torch
 
@@ -174,24 +189,36 @@ def measure_speed(folder: Path, texts: list[str], args) -> dict:
         "onnx_fp32": ModelBundle(folder, int8=False, threads=args.threads, batch_size=64).load(),
         "onnx_int8": ModelBundle(folder, int8=True, threads=args.threads, batch_size=64).load(),
     }
-    runners = {"torch_eager": lambda batch: eager.predict(batch, batch_size=64)}
-    for key, engine in engines.items():
-        runners[key] = engine.predict
+    pool = ThreadPoolExecutor(args.threads)
+    # torch gets its best way of using the cores: one thread, an OpenMP pool of ``threads``
+    # (on busy cores it can be far slower than one), or the engine's split of a batch into
+    # lanes of one thread each; the comparison must not profit from a worse one
+    torch_ways = {"1": (1, None)}
+    if args.threads > 1:
+        torch_ways[str(args.threads)] = (args.threads, None)
+        torch_ways[f"{args.threads}x1"] = (1, _torch_lanes(eager, pool, args.threads))
+
+    def plain_torch(batch: list[str]):
+        return eager.predict(batch, batch_size=64)
+
     rows = []
-    torch_threads = sorted({1, args.threads})
     for batch_size in (1, 64):
         count = args.speed_sentences if batch_size == 64 else args.speed_sentences // 4
         sample = texts[:count]
         batches = [sample[i : i + batch_size] for i in range(0, len(sample), batch_size)]
-        for key, run in runners.items():
-            # torch gets its best thread count: an OpenMP pool on busy cores can be far slower
-            # than one thread, and the comparison must not profit from that
-            tries = []
-            for threads in torch_threads if key == "torch_eager" else [args.threads]:
-                if key == "torch_eager":
-                    torch.set_num_threads(threads)
-                tries.append((*_rate(run, batches, args.speed_seconds), threads))
-            sent_s, char_s, threads = max(tries)
+        tries = {"torch_eager": []}
+        for way, (threads, run) in torch_ways.items():
+            if batch_size == 1 and run is not None:
+                continue  # one text cannot be split
+            torch.set_num_threads(threads)
+            tries["torch_eager"].append(
+                (*_rate(run or plain_torch, batches, args.speed_seconds), way)
+            )
+        for key, engine in engines.items():
+            way = f"{engine.lanes}x1" if batch_size > 1 else "1"  # one text runs on one lane
+            tries[key] = [(*_rate(engine.predict, batches, args.speed_seconds), way)]
+        for key, measured in tries.items():
+            sent_s, char_s, threads = max(measured)
             rows.append(
                 {
                     "runtime": key,
@@ -199,13 +226,14 @@ def measure_speed(folder: Path, texts: list[str], args) -> dict:
                     "threads": threads,
                     "sentences_per_s": round(sent_s, 1),
                     "chars_per_s": round(char_s),
-                    "tries": [{"threads": t, "chars_per_s": round(c)} for _, c, t in tries],
+                    "tries": [{"threads": t, "chars_per_s": round(c)} for _, c, t in measured],
                 }
             )
             print(
                 f"  {key:<12} batch {batch_size:>2} threads {threads}: {sent_s:9.1f} "
                 f"sentences/s {char_s:11.0f} chars/s"
             )
+    pool.shutdown()
     latency = {}
     for key, engine in engines.items():
         for text in texts[:20]:
@@ -267,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=6)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--threads", type=int, default=2, help="inference threads")
+    parser.add_argument("--threads", type=int, default=2, help="cores for inference")
     parser.add_argument(
         "--train-threads",
         type=int,

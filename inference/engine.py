@@ -4,17 +4,20 @@
 ``predict()``. Loading verifies the manifest before anything in the folder is opened.
 Prediction tokenises whole batches with the bundle's Featurizer, runs ONNX on length-bucketed
 batches (sorted by length, padded only to each batch's longest text), decodes each batch at
-once with numpy (``inference/decoding.py``) and splits texts longer than the model's window
-with ``inference/windows.py``. Nothing here imports torch.
+once (``inference/decoding.py``, compiled) and splits texts longer than the model's window
+with ``inference/windows.py``. Batches run side by side on ``lanes`` threads, one ONNX
+Runtime thread each. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import unicodedata
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -44,6 +47,7 @@ _ORT_ERRORS = (
     ort_state.RuntimeException,
 )
 SMOKE_TEXT = "张三在北京大学读书。"
+MIN_LANE_BATCH = 8  # a batch is split over the lanes only into parts at least this large
 UNCERTAINTY_KEYS = ("mean_entropy", "max_entropy", "least_confidence", "mnlp")
 
 
@@ -121,6 +125,14 @@ def trimmed_entities(text: str, spans) -> list[Entity]:
     return entities
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def _setting(name: str, default):
     """A Django setting when Django is configured; the engine also runs in plain scripts."""
     from django.conf import settings
@@ -137,7 +149,6 @@ class ModelBundle:
         int8: bool | None = None,
         threads: int | None = None,
         batch_size: int = 64,
-        spin: bool = False,
     ):
         self.path = Path(path)
         self.int8 = bool(_setting("SERVE_INT8", True)) if int8 is None else int8
@@ -145,16 +156,20 @@ class ModelBundle:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
-        # ONNX Runtime's worker threads busy-wait after each run by default; on a few shared
-        # cores that spinning starves the numpy decoding that follows (measured here: twice
-        # the throughput and a third of the single-text latency without it).
-        self.spin = spin
+        # Cores one prediction may use. Each runs whole batches (featurisation, ONNX, decoding)
+        # on its own: ONNX Runtime's intra-op threads parallelise an LSTM step poorly and
+        # idle during the decoding, so one session thread per lane does better (measured at
+        # batch 64 on 2 cores: 204k characters/s against 143k for one batch on 2 intra-op
+        # threads, and a lower one-sentence latency).
+        self.lanes = self.threads if self.threads > 0 else available_cores()
         self.info: BundleInfo | None = None
         self.model_file: str | None = None
         self.embedding_dim = 0
         self.stats = {"batches": 0, "texts": 0, "characters": 0}
         self._stats_lock = threading.Lock()
         self._session: ort.InferenceSession | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._ready = False
 
     def __repr__(self) -> str:
@@ -180,12 +195,11 @@ class ModelBundle:
         if self.int8 and (self.path / bundle_files.MODEL_INT8).is_file():
             model = bundle_files.MODEL_INT8
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(0, self.threads)
+        # one thread per run; ``lanes`` runs batches side by side (the session is thread-safe)
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if not self.spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(
                 str(self.path / model), options, providers=["CPUExecutionProvider"]
@@ -229,9 +243,11 @@ class ModelBundle:
         return self
 
     def unload(self) -> None:
-        """Drop the session; requests already inside ``predict`` keep their own reference."""
+        """Drop the session; requests already inside ``predict`` keep their own reference.
+        The lane threads end once the last request holding their pool lets it go."""
         self._ready = False
         self._session = None
+        self._pool = None
 
     # ---- metadata -------------------------------------------------------------------------
 
@@ -283,11 +299,14 @@ class ModelBundle:
                     owners.append(index)
 
         pieces: list[_Piece | None] = [None] * len(piece_texts)
-        order = sorted(range(len(piece_texts)), key=lambda k: len(piece_texts[k]))
-        for lo in range(0, len(order), self.batch_size):
-            chunk = order[lo : lo + self.batch_size]
-            batch = [piece_texts[k] for k in chunk]
-            for k, piece in zip(chunk, self._run_batch(session, batch), strict=True):
+        chunks = self._chunks(sorted(range(len(piece_texts)), key=lambda k: len(piece_texts[k])))
+
+        def run(chunk: list[int]) -> list[_Piece]:
+            return self._run_batch(session, [piece_texts[k] for k in chunk])
+
+        done = map(run, chunks) if len(chunks) <= 1 else self._lane_pool().map(run, chunks)
+        for chunk, batch_pieces in zip(chunks, done, strict=True):
+            for k, piece in zip(chunk, batch_pieces, strict=True):
                 pieces[k] = piece
 
         version = self.version
@@ -302,6 +321,25 @@ class ModelBundle:
         with self._stats_lock:
             self.stats["texts"] += len(texts)
         return results
+
+    def _chunks(self, order: list[int]) -> list[list[int]]:
+        """Batches of at most ``batch_size`` pieces, in length order. A single batch is dealt
+        out to the lanes (every lane-th piece, so each part spans the same lengths) once
+        each part keeps at least MIN_LANE_BATCH pieces."""
+        if len(order) > self.batch_size:
+            return [
+                order[lo : lo + self.batch_size] for lo in range(0, len(order), self.batch_size)
+            ]
+        parts = min(self.lanes, len(order) // MIN_LANE_BATCH)
+        if parts > 1:
+            return [order[k::parts] for k in range(parts)]
+        return [order] if order else []
+
+    def _lane_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.lanes, thread_name_prefix="nerloop-lane")
+            return self._pool
 
     def _run_batch(self, session: ort.InferenceSession, texts: list[str]) -> list[_Piece]:
         """ONNX on one batch of non-empty texts no longer than max_len, decoded at once.

@@ -1,11 +1,19 @@
 """The ONNX engine on a tiny real graph: offsets, blank texts, long texts, batching."""
 
+import threading
+
 import numpy as np
 import pytest
 from django.test import override_settings
 
 from inference.bundle import BundleError
-from inference.engine import UNCERTAINTY_KEYS, ModelBundle, ModelNotReady, trimmed_entities
+from inference.engine import (
+    MIN_LANE_BATCH,
+    UNCERTAINTY_KEYS,
+    ModelBundle,
+    ModelNotReady,
+    trimmed_entities,
+)
 from inference.windows import split_windows
 
 from .tiny_bundle import EMBED_DIM, build_tiny_bundle
@@ -174,6 +182,40 @@ def test_engine_batching_equals_one_by_one(tmp_path):
         assert together.uncertainty == pytest.approx(alone.uncertainty, rel=1e-6, abs=1e-9)
         np.testing.assert_allclose(together.embedding, alone.embedding, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(together.token_entropy, alone.token_entropy, atol=1e-6)
+
+
+def test_engine_lanes_run_batches_side_by_side_with_the_same_answers(tmp_path):
+    folder = build_tiny_bundle(tmp_path / "lanes", max_len=20, overlap=5)
+    texts = [f"张{'三李四王五'[: k % 5 + 1]}在北京{'工作' * (k % 7)}。" for k in range(150)]
+    texts[7] = "我们今天很开心" * 6 + "张三住在北京"  # windows too
+    one = ModelBundle(folder, int8=False, threads=1).load()
+    two = ModelBundle(folder, int8=False, threads=2, batch_size=64).load()
+    assert (one.lanes, two.lanes) == (1, 2)
+    seen = set()
+    run_batch = two._run_batch
+
+    def spy(session, batch):
+        seen.add(threading.current_thread().name)
+        return run_batch(session, batch)
+
+    two._run_batch = spy
+    for batch in (texts, texts[:20], texts[:9]):  # three batches; one split in two; one not
+        seen.clear()
+        for alone, laned in zip(one.predict(batch), two.predict(batch), strict=True):
+            assert _spans(laned) == _spans(alone)
+            assert laned.uncertainty == pytest.approx(alone.uncertainty, rel=1e-6, abs=1e-9)
+            np.testing.assert_allclose(laned.embedding, alone.embedding, rtol=1e-5, atol=1e-6)
+        on_lanes = any(name.startswith("nerloop-lane") for name in seen)
+        assert on_lanes == (len(batch) >= 2 * MIN_LANE_BATCH)  # 9 texts run in the caller
+    assert two.stats["texts"] == 150 + 20 + 9
+
+
+def test_engine_deals_a_batch_out_to_its_lanes_by_length(tiny_bundle):
+    engine = ModelBundle(tiny_bundle, int8=False, threads=2, batch_size=4)
+    assert engine._chunks(list(range(10))) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    engine.batch_size = 64
+    assert engine._chunks(list(range(20))) == [list(range(0, 20, 2)), list(range(1, 20, 2))]
+    assert engine._chunks(list(range(15))) == [list(range(15))]  # halves under 8: one part
 
 
 def test_engine_serves_the_int8_twin_when_asked(tmp_path):
