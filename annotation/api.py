@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 
 from nerloop import logins
 from nerloop.parsers import StrictJSONParser
+from nerloop.schema import ErrorSerializer
 
 from . import exporting, importing, progress, queue
 from .models import Annotation, Document, Project, ProjectMembership, Role
@@ -65,17 +66,22 @@ class TokenView(ObtainAuthToken):
 
     @extend_schema(
         request=inline_serializer(
-            "TokenRequest",
+            "Credentials",
             {"username": serializers.CharField(), "password": serializers.CharField()},
         ),
-        responses={200: inline_serializer("TokenAnswer", {"token": serializers.CharField()})},
+        responses={
+            200: inline_serializer("TokenAnswer", {"token": serializers.CharField()}),
+            400: ErrorSerializer,
+            429: ErrorSerializer,
+        },
+        auth=[],  # the one call that needs no credentials
     )
     def post(self, request, *args, **kwargs):
         if wait := logins.seconds_locked(request):
             raise Throttled(wait, detail=_("too many failed logins from this address."))
         return super().post(request, *args, **kwargs)
 
-    @extend_schema(request=None, responses={204: None})
+    @extend_schema(request=None, responses={204: None, 401: ErrorSerializer})
     def delete(self, request):
         if not request.user.is_authenticated:
             raise NotAuthenticated()

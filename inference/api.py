@@ -16,11 +16,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from nerloop.errors import CodedAPIException
+from nerloop.schema import ErrorSerializer
 
 from . import registry
 from .engine import ModelBundle, ModelNotReady
 from .serializers import (
-    ErrorSerializer,
     PredictBatchResponseSerializer,
     PredictRequestSerializer,
     PredictResponseSerializer,

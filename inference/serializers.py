@@ -105,16 +105,6 @@ class PredictBatchResponseSerializer(serializers.Serializer):
     took_ms = serializers.FloatField()
 
 
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    detail = serializers.JSONField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorBodySerializer()
-
-
 def prediction_payload(prediction: TextPrediction) -> dict:
     """One text's entities and uncertainty, JSON-ready."""
     return {

@@ -49,3 +49,20 @@ def test_schema_request_bodies_are_what_a_client_sends(world):
         "application/x-ndjson",
         "text/plain",
     }
+
+
+def test_schema_lists_the_error_body_and_who_needs_no_login(world):
+    """A generated client knows the error shape of every failure, and that getting a token
+    needs no credentials."""
+    schema = world.api("admin").get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    error = {"$ref": "#/components/schemas/Error"}
+    token = schema["paths"]["/api/v1/auth/token"]["post"]
+    assert token.get("security") in (None, [])
+    assert token["responses"]["429"]["content"]["application/json"]["schema"] == error
+    upload = schema["paths"]["/api/v1/projects/{project_id}/documents/upload"]["post"]
+    for status in ("400", "401", "403", "404"):
+        assert upload["responses"][status]["content"]["application/json"]["schema"] == error
+    listing = schema["paths"]["/api/v1/projects"]["get"]
+    assert "400" not in listing["responses"] and "404" not in listing["responses"]
+    body = schema["components"]["schemas"]["ErrorBody"]["properties"]
+    assert set(body) == {"code", "message", "detail"}
