@@ -8,6 +8,7 @@ model method or service and respond. Nothing slow runs here: prediction is queue
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import F
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -171,7 +172,8 @@ class MemberDetailView(APIView):
 
 
 class DocumentListView(generics.ListAPIView):
-    """List documents with filters (annotators, admins); POST a JSON batch (admins)."""
+    """List documents with filters (annotators, admins); POST a JSON batch (admins); DELETE
+    the documents the same filters list (admins; at least one filter)."""
 
     serializer_class = DocumentListSerializer
 
@@ -199,6 +201,33 @@ class DocumentListView(generics.ListAPIView):
         entries = importing.entries_from_json(data["documents"], data["split"])
         result = importing.import_entries(self.project, entries, data["extend_labels"])
         return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
+
+
+    @extend_schema(
+        parameters=[DocumentFilterSerializer],
+        request=None,
+        responses={200: inline_serializer("Deleted", {"deleted": serializers.IntegerField()})},
+    )
+    def delete(self, request, project_id):
+        """Delete what ``GET`` with the same filters lists, with annotations and predictions
+        (a wrong import, say). Without a filter nothing is deleted: that is deleting the
+        project."""
+        filters = DocumentFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        named = {
+            key: value
+            for key, value in filters.validated_data.items()
+            if key != "ordering" and value not in (None, "")
+        }
+        if not named:
+            raise serializers.ValidationError(
+                {"filters": [_("name at least one filter (q, status, split, ...)")]}
+            )
+        with transaction.atomic():
+            rows = filter_documents(self.project.documents.all(), named).order_by()
+            deleted = rows.count()
+            Document.objects.filter(pk__in=rows.values("pk")).delete()
+        return Response({"deleted": deleted})
 
 
 def filter_documents(rows, data: dict):
@@ -248,12 +277,17 @@ class DocumentUploadView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class DocumentDetailView(generics.RetrieveAPIView):
-    """One document with its annotation and latest prediction."""
+class DocumentDetailView(generics.RetrieveDestroyAPIView):
+    """One document with its annotation and latest prediction; DELETE removes it with them
+    (admins)."""
 
     serializer_class = DocumentDetailSerializer
-    permission_classes = [IsProjectAnnotator]
     lookup_url_kwarg = "document_id"
+
+    def get_permissions(self):
+        if self.request.method in SAFE_METHODS:
+            return [IsProjectAnnotator()]
+        return [IsProjectAdmin()]
 
     def get_queryset(self):
         return self.project.documents.select_related("annotation__annotator")

@@ -255,3 +255,47 @@ def test_documents_detail_shows_annotation_and_latest_prediction(world):
     assert data["prediction"]["spans"][0]["label"] == "PER"
     assert data["annotation"]["revision"] == 3
     assert data["annotation"]["annotator"] == "annotator"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_documents_delete_one_permissions(world, role):
+    doc = world.document()
+    Annotation.submit(doc, world.admin, [{"start": 0, "end": 2, "label": "PER"}], 0)
+    response = world.api(role).delete(url(world, f"/{doc.pk}"))
+    assert response.status_code == expected(("admin",), role, 204)
+    gone = response.status_code == 204
+    assert Document.objects.filter(pk=doc.pk).exists() is not gone
+    assert Annotation.objects.filter(document_id=doc.pk).exists() is not gone
+
+
+def test_documents_delete_one_of_another_project_is_not_found(world):
+    doc = world.document(project=world.other_project)
+    assert world.api("admin").delete(url(world, f"/{doc.pk}")).status_code == 404
+    assert Document.objects.filter(pk=doc.pk).exists()
+
+
+def test_documents_delete_what_the_filters_list(world):
+    keep = world.document("北京的天气", split="eval")
+    wrong = [world.document(f"错误导入 {k}") for k in range(3)]
+    other = world.document("错误导入", project=world.other_project)
+    admin = world.api("admin")
+    listed = admin.get(url(world, "?q=错误导入&split=train")).json()["count"]
+    response = admin.delete(url(world, "?q=错误导入&split=train"))
+    assert response.status_code == 200 and response.json() == {"deleted": listed} == {"deleted": 3}
+    assert not Document.objects.filter(pk__in=[d.pk for d in wrong]).exists()
+    assert Document.objects.filter(pk__in=[keep.pk, other.pk]).count() == 2
+
+
+@pytest.mark.parametrize("query", ["", "?q=", "?ordering=id"])
+def test_documents_delete_without_a_filter_deletes_nothing(world, query):
+    world.document()
+    response = world.api("admin").delete(url(world, query))
+    assert response.status_code == 400
+    assert "filters" in response.json()["error"]["detail"]
+    assert Document.objects.count() == 1
+
+
+def test_documents_delete_by_filter_needs_an_admin(world):
+    world.document()
+    assert world.api("annotator").delete(url(world, "?split=train")).status_code == 403
+    assert Document.objects.count() == 1

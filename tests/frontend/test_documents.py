@@ -128,3 +128,36 @@ def test_a_page_past_the_end_shows_the_last_page(page, live_server, world):
     page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 30")
     assert "2" in page.inner_text("#page-info") and page.url.endswith("page=2")
     assert page.is_enabled("#btn-prev") and not page.is_enabled("#btn-next")
+
+
+def test_an_admin_deletes_the_documents_a_filter_lists(page, live_server, world):
+    keep = world.document("北京的天气很好。")
+    wrong = [world.document(f"导入错了的第{k}句。") for k in range(3)]
+    world.project.add_member(world.admin, "admin")
+    asked = []
+
+    def accept(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/documents/")
+    page.wait_for_selector(f"#doc-rows tr[data-doc-id='{keep.pk}']")
+    assert page.is_visible("#btn-delete-listed") and page.is_disabled("#btn-delete-listed")
+    page.fill("#f-q", "导入错了")
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 3")
+    page.wait_for_selector("#btn-delete-listed:not([disabled])")
+    page.once("dialog", accept)
+    page.click("#btn-delete-listed")
+    page.wait_for_selector("#doc-empty:not([hidden])")
+    assert len(asked) == 1 and "3 篇文档" in asked[0], asked
+    assert not Document.objects.filter(pk__in=[d.pk for d in wrong]).exists()
+    assert Document.objects.filter(pk=keep.pk).exists()
+
+
+def test_an_annotator_gets_no_delete_button(page, live_server, world):
+    world.document()
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/documents/")
+    page.wait_for_selector("#doc-rows tr")
+    assert page.is_hidden("#btn-delete-listed")

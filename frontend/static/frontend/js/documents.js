@@ -18,6 +18,7 @@
   let pages = 1;
   let toLastPage = false;
   let shownIds = [];
+  let listed = 0; // documents the filters match, every page
   let loadToken = 0;
 
   function filtersFromUrl() {
@@ -130,6 +131,37 @@
     );
     $("btn-prev").disabled = !data.previous;
     $("btn-next").disabled = !data.next;
+    listed = data.count;
+    $("btn-delete-listed").disabled = !(filtered() && listed > 0);
+  }
+
+  /** The filters that narrow the list (the order does not): deleting needs one. */
+  function filtered() {
+    const params = new URLSearchParams();
+    for (const name of FILTERS) {
+      const value = $("f-" + name).value.trim();
+      if (value && name !== "ordering") params.set(name, value);
+    }
+    return params.toString();
+  }
+
+  async function deleteListed() {
+    const qs = filtered();
+    if (!qs || !listed) return;
+    const question = interpolate(
+      gettext("Delete the %(count)s documents this list shows (on every page), with their annotations and predictions? This cannot be undone."),
+      { count: listed }, true);
+    if (!window.confirm(question)) return;
+    $("btn-delete-listed").disabled = true;
+    try {
+      const answer = await N.api.del(`projects/${projectId}/documents?${qs}`);
+      N.flash(interpolate(gettext("Deleted %(count)s documents."), { count: answer.deleted }, true), "ok");
+      page = 1;
+      await load();
+    } catch (err) {
+      say(N.describeError(err), "error");
+      $("btn-delete-listed").disabled = false;
+    }
   }
 
   function rememberList() {
@@ -157,6 +189,7 @@
     page = Math.min(pages, page + 1);
     load();
   });
+  $("btn-delete-listed").addEventListener("click", deleteListed);
   $("doc-rows").addEventListener("click", (event) => {
     if (event.target.closest("a.doc-link")) rememberList();
   });
