@@ -202,7 +202,6 @@ class DocumentListView(generics.ListAPIView):
         result = importing.import_entries(self.project, entries, data["extend_labels"])
         return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
-
     @extend_schema(
         parameters=[DocumentFilterSerializer],
         request=None,
