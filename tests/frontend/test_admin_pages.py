@@ -246,6 +246,23 @@ def test_create_a_project_and_manage_its_members(page, live_server, world):
     )
     shot(page, "settings-members")
 
+    # From the keyboard, an arrow key steps through the roles without saving each one; Enter
+    # saves the role chosen.
+    select = "#member-rows tr[data-username='client'] .member-role"
+    page.focus(select)
+    page.keyboard.press("ArrowDown")
+    chosen = page.eval_on_selector(select, "el => el.value")
+    assert chosen != "annotator"
+    page.wait_for_timeout(300)
+    assert project.role_of(world.client) == "annotator"  # nothing saved yet
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.getElementById('members-status').className.includes('ok')")
+    assert project.role_of(world.client) == chosen
+    label = page.get_attribute(
+        "#member-rows tr[data-username='client'] .member-remove", "aria-label"
+    )
+    assert "client" in label, label
+
     page.click("#member-rows tr[data-username='client'] .member-remove")
     page.wait_for_selector("#member-rows tr[data-username='client']", state="detached")
     assert project.role_of(world.client) is None

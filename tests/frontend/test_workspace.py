@@ -620,3 +620,101 @@ def test_workspace_keyboard_selection_is_trimmed_and_a_replacement_is_said(
     keys.press("Enter")
     page.wait_for_selector("#doc-empty:not([hidden])")
     assert stored_spans(doc) == [(4, 7, "PER")]
+
+
+def script_select(page, needle: str) -> None:
+    """Select ``needle`` as a touch screen's long press and handles leave it: a DOM selection
+    and no mouse event at all."""
+    page.evaluate(
+        """(needle) => {
+            const view = document.getElementById('doc-view');
+            const walker = document.createTreeWalker(view, NodeFilter.SHOW_TEXT);
+            for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                const at = node.data.indexOf(needle);
+                if (at < 0) continue;
+                const range = document.createRange();
+                range.setStart(node, at);
+                range.setEnd(node, at + needle.length);
+                getSelection().removeAllRanges();
+                getSelection().addRange(range);
+                return;
+            }
+            throw new Error('not found');
+        }""",
+        needle,
+    )
+
+
+def test_workspace_a_selection_without_a_mouse_is_labelled_not_the_span_picked_before(
+    page, live_server, world, model
+):
+    doc = queue_document(
+        world.project,
+        model,
+        "王小明在上海工作。",
+        [{"start": 4, "end": 6, "label": "LOC", "score": 0.9}],
+        0.9,
+    )
+    open_workspace(page, live_server, world)
+    page.click("mark.ent")  # the span 上海 is picked (its menu opens) ...
+    page.wait_for_selector("#span-menu:not([hidden])")
+    script_select(page, "王小明")  # ... then a selection is made by touch
+    page.wait_for_selector("#span-menu", state="hidden")
+    page.click("#label-bar .label-btn[data-label='PER']")
+    page.wait_for_selector("mark.ent[data-label='PER']")
+    assert page.locator("mark.ent[data-label='LOC']").count() == 1  # 上海 kept its label
+    page.keyboard.press("Enter")
+    wait_for(lambda: Annotation.objects.filter(document=doc).exists())
+    assert sorted(stored_spans(doc)) == [(0, 3, "PER"), (4, 6, "LOC")]
+
+
+def test_workspace_keyboard_deletes_in_the_span_list_and_undo_keep_focus_off_the_page(
+    page, live_server, world, model
+):
+    doc = queue_document(
+        world.project,
+        model,
+        "王小明和李四在上海工作。",
+        [
+            {"start": 0, "end": 3, "label": "PER", "score": 0.9},
+            {"start": 4, "end": 6, "label": "PER", "score": 0.9},
+            {"start": 7, "end": 9, "label": "LOC", "score": 0.9},
+        ],
+        0.9,
+    )
+    open_workspace(page, live_server, world)
+    page.focus("#span-list li:first-child button")
+    page.keyboard.press("Enter")  # deletes 王小明
+    page.wait_for_function("document.querySelectorAll('mark.ent').length === 2")
+    assert page.evaluate("document.activeElement.closest('#span-list') !== null")
+    page.keyboard.press("Enter")  # the next one, 李四: not a submission
+    page.wait_for_function("document.querySelectorAll('mark.ent').length === 1")
+    assert shown_doc(page) == doc.pk and not Annotation.objects.filter(document=doc).exists()
+    page.focus("#btn-undo")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # both deletions undone: Undo is disabled now
+    page.wait_for_function("document.querySelectorAll('mark.ent').length === 3")
+    assert page.evaluate("document.activeElement.id") == "btn-redo"
+    assert not Annotation.objects.filter(document=doc).exists()
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+def test_workspace_fits_a_phone_without_scrolling_sideways(
+    live_server, world, model, language, page
+):
+    queue_document(
+        world.project,
+        model,
+        "阿里巴巴集团的王小明在上海工作。",
+        [{"start": 0, "end": 6, "label": "ORG", "score": 0.9}],
+        0.9,
+    )
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.context.add_cookies(
+        [{"name": "django_language", "value": language, "url": live_server.url}]
+    )
+    open_workspace(page, live_server, world)
+    page.click("mark.ent")  # the span menu stays inside the screen too
+    page.wait_for_selector("#span-menu:not([hidden])")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(page, f"workspace-phone-{language}")

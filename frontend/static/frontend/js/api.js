@@ -317,9 +317,14 @@
   function inkFor(colour) {
     const m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(colour || "");
     if (!m) return "#0b1020";
-    const [r, g, b] = m.slice(1).map((h) => parseInt(h, 16) / 255);
+    // WCAG relative luminance (sRGB decoded to linear light), then the ink of the higher
+    // contrast ratio: #0b1020 has luminance 0.0057, white 1
+    const [r, g, b] = m.slice(1).map((h) => {
+      const c = parseInt(h, 16) / 255;
+      return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
     const lum = 0.2126 * r + 0.7152 * g + 0.0722 * b;
-    return lum > 0.5 ? "#0b1020" : "#ffffff";
+    return (lum + 0.05) / (0.0057 + 0.05) >= 1.05 / (lum + 0.05) ? "#0b1020" : "#ffffff";
   }
 
   /**

@@ -59,6 +59,7 @@
     cells.push(idCell);
     const text = document.createElement("td");
     text.className = "doc-text doc-cell";
+    text.lang = "zh";
     const annotation = doc.annotation;
     // A long document shows its beginning: the whole text is the workspace's job.
     const points = Array.from(doc.text);

@@ -21,7 +21,13 @@
     row.querySelector(".l-name").value = label.name || "";
     row.querySelector(".l-color").value = label.color || "#a78bfa";
     row.querySelector(".l-hotkey").value = label.hotkey || "";
-    row.querySelector(".l-remove").addEventListener("click", () => row.remove());
+    const remove = row.querySelector(".l-remove");
+    remove.addEventListener("click", () => row.remove());
+    const name = row.querySelector(".l-name");
+    const named = () => remove.setAttribute("aria-label",
+      N.interpolate(N.gettext("Remove label %(name)s"), { name: name.value.trim() || "–" }, true));
+    name.addEventListener("input", named);
+    named();
     rows.append(row);
   }
 
@@ -106,13 +112,39 @@
     role.className = "member-role";
     role.value = member.role;
     role.setAttribute("aria-label", N.interpolate(N.gettext("Role of %(user)s"), { user: member.username }, true));
-    role.addEventListener("change", () => saveMember(member.username, role.value));
+    // Arrow keys change a closed select's value at once: a keyboard choice is saved on Enter
+    // or when the select loses focus, not at every step through the roles (each one a POST
+    // that could demote the user on the way)
+    let keyed = false;
+    const commit = () => {
+      keyed = false;
+      if (role.value !== member.role) saveMember(member.username, role.value);
+    };
+    role.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        commit();
+      } else if (event.key !== "Tab") {
+        keyed = true;
+      }
+    });
+    role.addEventListener("pointerdown", () => {
+      keyed = false;
+    });
+    role.addEventListener("change", () => {
+      if (!keyed) commit();
+    });
+    role.addEventListener("blur", () => {
+      if (keyed) commit();
+    });
     roleCell.append(role);
     const actions = document.createElement("td");
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "btn btn-ghost btn-small member-remove";
     remove.textContent = N.gettext("Remove");
+    remove.setAttribute("aria-label",
+      N.interpolate(N.gettext("Remove %(user)s from the project"), { user: member.username }, true));
     remove.addEventListener("click", () => removeMember(member.username));
     actions.append(remove);
     tr.append(name, roleCell, actions);

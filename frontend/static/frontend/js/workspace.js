@@ -173,7 +173,24 @@
     });
     $("btn-undo").disabled = state.undo.length === 0;
     $("btn-redo").disabled = state.redo.length === 0;
+    // a button that just went (the list redrawn) or was disabled (Undo with nothing left)
+    // leaves focus on the page, where the next Enter would submit: the text takes it
+    const active = document.activeElement;
+    if (active && active.disabled && (active.id === "btn-undo" || active.id === "btn-redo")) {
+      const other = $(active.id === "btn-undo" ? "btn-redo" : "btn-undo");
+      (other.disabled ? view : other).focus({ preventScroll: true });
+    } else if (state.item && (!active || active === document.body || active.disabled)) {
+      view.focus({ preventScroll: true });
+    }
     restoreSelection();
+  }
+
+  /** Where the span ``index`` sits in the span list (text order). */
+  function listRowOf(index) {
+    return state.spans
+      .map((span, i) => ({ start: span.start, i }))
+      .sort((a, b) => a.start - b.start)
+      .findIndex((entry) => entry.i === index);
   }
 
   function renderSpanList() {
@@ -199,7 +216,7 @@
       del.setAttribute(
         "aria-label", interpolate(gettext("Delete %(span)s"), { span: spanName(span) }, true),
       );
-      del.addEventListener("click", () => deleteSpan(index));
+      del.addEventListener("click", () => deleteSpan(index, { fromList: true }));
       li.append(text, info, del);
       list.append(li);
     }
@@ -341,14 +358,23 @@
     say(gettext("Select some text first (mouse, or Shift+arrows), then pick a label."));
   }
 
-  function deleteSpan(index) {
+  function deleteSpan(index, { fromList = false } = {}) {
     closeMenu();
     if (index < 0 || index >= state.spans.length) return;
     const name = spanName(state.spans[index]);
+    const row = fromList ? listRowOf(index) : -1;
     change(() => {
       state.spans.splice(index, 1);
       state.focus = -1;
     });
+    if (row >= 0) {
+      // the list was drawn anew: go on from the row that took the deleted one's place, so a
+      // second Enter deletes the next span rather than landing on the page and submitting
+      const buttons = $("span-list").querySelectorAll("button");
+      const next = buttons[Math.min(row, buttons.length - 1)];
+      if (next) next.focus();
+      else view.focus({ preventScroll: true });
+    }
     say(interpolate(gettext("Deleted %(span)s (Ctrl+Z undoes it)."), { span: name }, true), "ok");
   }
 
@@ -404,10 +430,15 @@
     menu.append(del);
     const host = menu.parentElement.getBoundingClientRect();
     const rect = anchor.getBoundingClientRect();
-    menu.style.left = `${Math.max(0, rect.left - host.left)}px`;
+    menu.hidden = false; // measured once shown: it stays inside the card on a narrow screen
+    const room = Math.max(0, host.width - menu.offsetWidth);
+    menu.style.left = `${Math.min(room, Math.max(0, rect.left - host.left))}px`;
     menu.style.top = `${rect.bottom - host.top + 6}px`;
-    menu.hidden = false;
   }
+
+  menu.addEventListener("focusout", (event) => {
+    if (!menu.contains(event.relatedTarget)) menu.hidden = true; // Tab out of it closes it
+  });
 
   function closeMenu() {
     const hadFocus = menu.contains(document.activeElement);
@@ -432,18 +463,55 @@
 
   // ---- mouse --------------------------------------------------------------------------------
 
-  function selectionFromDom() {
+  /** The DOM selection inside the text as code-point offsets snapped to whole characters,
+   *  untrimmed; null when there is none. */
+  function rawSelection() {
     const selection = window.getSelection();
     if (!selection.rangeCount || selection.isCollapsed) return null;
     const range = selection.getRangeAt(0);
     if (!view.contains(range.startContainer) || !view.contains(range.endContainer)) return null;
-    let start = snap(N.cpOffsetOf(view, range.startContainer, range.startOffset, true), false);
-    let end = snap(N.cpOffsetOf(view, range.endContainer, range.endOffset, false), true);
+    const start = snap(N.cpOffsetOf(view, range.startContainer, range.startOffset, true), false);
+    const end = snap(N.cpOffsetOf(view, range.endContainer, range.endOffset, false), true);
+    return start < end ? { start, end } : null;
+  }
+
+  function selectionFromDom() {
+    const raw = rawSelection();
+    if (!raw) return null;
+    let { start, end } = raw;
     const points = Array.from(state.text);
     while (start < end && /\s/u.test(points[start])) start += 1;
     while (end > start && /\s/u.test(points[end - 1])) end -= 1;
     return start < end ? { start, end } : null;
   }
+
+  // A selection made without a mouse (a long press and its handles on a touch screen, a
+  // screen reader) arrives only as selectionchange. A mouse drag is left to mouseup, which
+  // also says what to do next; a selection this page drew itself (the keyboard's) is known.
+  let mouseDown = false;
+  view.addEventListener("pointerdown", (event) => {
+    if (event.pointerType === "mouse") mouseDown = true;
+  });
+  document.addEventListener("pointerup", () => {
+    mouseDown = false;
+  });
+  document.addEventListener("selectionchange", () => {
+    if (!state.item || mouseDown) return;
+    const raw = rawSelection();
+    if (!raw || (state.sel && raw.start === state.sel.start && raw.end === state.sel.end)) return;
+    const sel = selectionFromDom();
+    if (!sel || (state.sel && sel.start === state.sel.start && sel.end === state.sel.end)) return;
+    state.sel = sel;
+    state.anchor = sel.start;
+    state.caret = sel.end;
+    tooltip.hidden = true;
+    if (state.focus >= 0 || !menu.hidden) {
+      state.focus = -1; // a label now applies to the selection, not to a span picked before
+      closeMenu();
+      render();
+    }
+    labelBar.querySelectorAll(".label-btn").forEach((b) => b.classList.add("armed"));
+  });
 
   view.addEventListener("mouseup", (event) => {
     state.untouched = false;
@@ -473,13 +541,17 @@
     }
   });
 
-  view.addEventListener("mouseover", (event) => {
+  // hover is a mouse's: a tap would leave the tooltip standing (it is position: fixed)
+  view.addEventListener("pointerover", (event) => {
     const mark = event.target.closest("mark.ent");
-    if (mark) showTooltip(mark);
+    if (mark && event.pointerType === "mouse") showTooltip(mark);
   });
-  view.addEventListener("mouseout", (event) => {
+  view.addEventListener("pointerout", (event) => {
     if (event.target.closest("mark.ent")) tooltip.hidden = true;
   });
+  window.addEventListener("scroll", () => {
+    tooltip.hidden = true;
+  }, { passive: true });
 
   // ---- keyboard -----------------------------------------------------------------------------
 
@@ -575,6 +647,7 @@
     render();
     const mark = view.querySelector(`mark.ent[data-index="${state.focus}"]`);
     if (mark) mark.scrollIntoView({ block: "nearest" });
+    if (mark) say(mark.getAttribute("aria-label")); // screen readers hear where focus went
     return true;
   }
 
