@@ -199,7 +199,12 @@ class DocumentListView(generics.ListAPIView):
         form.is_valid(raise_exception=True)
         data = form.validated_data
         entries = importing.entries_from_json(data["documents"], data["split"])
-        result = importing.import_entries(self.project, entries, data["extend_labels"])
+        result = importing.import_entries(
+            self.project,
+            entries,
+            data["extend_labels"],
+            skip_duplicates=data["skip_duplicates"],
+        )
         return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -269,7 +274,11 @@ class DocumentUploadView(APIView):
             data["strict"],
         )
         result = importing.import_entries(
-            self.project, entries, data["extend_labels"], return_ids=False
+            self.project,
+            entries,
+            data["extend_labels"],
+            return_ids=False,
+            skip_duplicates=data["skip_duplicates"],
         )
         body = ImportResultSerializer(result).data
         body.pop("ids")  # a file may hold a million documents: list them with GET documents

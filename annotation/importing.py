@@ -8,6 +8,7 @@ and the documents are not stored, rather than stored and never predicted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,9 @@ class ImportResult:
     annotated: int = 0
     ids: list[int] = field(default_factory=list)
     labels_added: list[str] = field(default_factory=list)
+    duplicates: int = 0  # entries whose text the project already had
+    duplicates_other_split: int = 0  # of those, texts the project has in the other split
+    skipped: int = 0  # duplicates not stored (skip_duplicates)
 
 
 class ImportRejected(CodedAPIException):
@@ -253,20 +257,51 @@ def check_entries(project: Project, entries: list[Entry], extend_labels: bool) -
     return new_labels
 
 
+def _text_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def count_duplicates(project: Project, entries: list[Entry]) -> tuple[list[bool], int]:
+    """Which entries repeat a text the project already has, and how many of those have it in
+    the other split (a text in both train and eval is scored on what the model trained on)."""
+    splits: dict[bytes, set[str]] = {}
+    rows = project.documents.values_list("text", "split").iterator(chunk_size=5000)
+    for text, split in rows:
+        splits.setdefault(_text_key(text), set()).add(split)
+    repeated = []
+    other_split = 0
+    for entry in entries:
+        seen = splits.get(_text_key(entry.example.text))
+        repeated.append(seen is not None)
+        other_split += bool(seen) and bool(seen - {entry.split})
+    return repeated, other_split
+
+
 def import_entries(
-    project: Project, entries: list[Entry], extend_labels: bool = False, return_ids=True
+    project: Project,
+    entries: list[Entry],
+    extend_labels: bool = False,
+    return_ids=True,
+    skip_duplicates: bool = False,
 ) -> ImportResult:
     """Store checked entries in one transaction and queue their prediction after commit.
     Imported answers have no annotator: they are nobody's work today (progress, activity),
-    whoever uploaded the file."""
+    whoever uploaded the file. Entries whose text the project already has are counted (and
+    not stored with ``skip_duplicates``): a file uploaded twice, or the eval file uploaded
+    to train, would otherwise double documents or score the model on its training data."""
     from .predicting import enqueue_predictions
 
     with transaction.atomic():
         # checked against the labels as stored now, under the project's lock: a label removed
         # or added meanwhile by another request is seen, and ours are added to those
         locked = project.locked()
-        new_labels = check_entries(locked, entries, extend_labels)
-        result = ImportResult(labels_added=new_labels)
+        repeated, other_split = count_duplicates(locked, entries)
+        result = ImportResult(duplicates=sum(repeated), duplicates_other_split=other_split)
+        if skip_duplicates and result.duplicates:
+            entries = [entry for entry, seen in zip(entries, repeated, strict=True) if not seen]
+            result.skipped = result.duplicates
+        result.labels_added = check_entries(locked, entries, extend_labels)
+        new_labels = result.labels_added
         ensure_broker()
         if new_labels:
             locked.labels = normalize_labels(locked.labels + [{"name": n} for n in new_labels])

@@ -213,6 +213,11 @@ class BulkCreateSerializer(serializers.Serializer):
     documents = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
     split = serializers.ChoiceField(choices=Document.Split.choices, default="train")
     extend_labels = serializers.BooleanField(default=False)
+    skip_duplicates = serializers.BooleanField(
+        default=False,
+        help_text="true: documents whose text the project already has are not stored "
+        "(counted in duplicates and skipped either way)",
+    )
 
 
 class UploadSerializer(serializers.Serializer):
@@ -241,16 +246,30 @@ class UploadSerializer(serializers.Serializer):
         default=True, help_text="false: repair ill-formed CoNLL tag sequences instead of refusing"
     )
     extend_labels = serializers.BooleanField(default=False)
+    skip_duplicates = serializers.BooleanField(
+        default=False,
+        help_text="true: documents whose text the project already has are not stored "
+        "(counted in duplicates and skipped either way)",
+    )
 
 
 class ImportResultSerializer(serializers.Serializer):
-    documents = serializers.IntegerField()
+    documents = serializers.IntegerField(help_text="documents stored")
     annotated = serializers.IntegerField()
     labels_added = serializers.ListField(child=serializers.CharField())
+    duplicates = serializers.IntegerField(
+        help_text="documents of the import whose text the project already had"
+    )
+    duplicates_other_split = serializers.IntegerField(
+        help_text="of those, texts the project has in the other split (train vs eval): "
+        "a model would be scored on what it trained on"
+    )
+    skipped = serializers.IntegerField(help_text="duplicates not stored (skip_duplicates)")
     ids = serializers.ListField(
         child=serializers.IntegerField(),
         required=False,
-        help_text="the new documents' ids, in order (JSON posts only; file uploads omit them)",
+        help_text="the stored documents' ids, in order (JSON posts only; file uploads omit "
+        "them); skipped duplicates have none",
     )
 
 

@@ -77,8 +77,10 @@ def new_since_last_run(project: Project) -> int:
     return pool.filter(updated__gt=last).count() if last else pool.count()
 
 
-def training_examples(project: Project, until) -> tuple[list[Example], list[Example]]:
-    """Validated annotations updated up to ``until``, as (train, eval) examples."""
+def training_examples(project: Project, until) -> tuple[list[Example], list[Example], int]:
+    """Validated annotations updated up to ``until``, as (train, eval) examples, and how many
+    train documents were left out because their text is also in the eval split: a model
+    scored on sentences it trained on would look better than it is, and pass the gate."""
     rows = (
         Annotation.objects.filter(document__project=project, validated=True, updated__lte=until)
         .order_by("document_id")
@@ -89,7 +91,9 @@ def training_examples(project: Project, until) -> tuple[list[Example], list[Exam
     for text, spans, split in rows.iterator(chunk_size=2000):
         example = Example(text, [Span(s["start"], s["end"], s["label"]) for s in spans])
         (held_out if split == Document.Split.EVAL else train).append(example)
-    return train, held_out
+    scored = {example.text for example in held_out}
+    kept = [example for example in train if example.text not in scored]
+    return kept, held_out, len(train) - len(kept)
 
 
 def label_counts(examples: list[Example]) -> dict:
@@ -277,9 +281,13 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     timings: dict[str, float] = {}
     clock = time.monotonic()
     cutoff = timezone.now()
-    train_examples, eval_examples = training_examples(project, cutoff)
+    train_examples, eval_examples, overlap = training_examples(project, cutoff)
+    if overlap:
+        say(f"left out {overlap} train documents whose text is in the eval split too")
     if not train_examples or not eval_examples:
-        raise NotReady(readiness(project) or "no validated annotations")
+        raise NotReady(
+            readiness(project) or "every validated train document repeats a text of the eval split"
+        )
     timings["load_seconds"] = time.monotonic() - clock
     counts = label_counts(train_examples)
     say(

@@ -360,3 +360,26 @@ def test_upload_of_gold_is_nobodys_work_today(world):
     assert progress["done_today"] == 0
     activity = world.api("admin").get(f"/api/v1/projects/{world.project.pk}/activity").json()
     assert activity == []
+
+
+def test_upload_counts_texts_the_project_already_has_and_can_skip_them(world):
+    first = upload(world, "admin", JSONL, "docs.jsonl", split="eval").json()
+    assert (first["documents"], first["duplicates"], first["skipped"]) == (2, 0, 0)
+    # the same file again, to train: kept by default, but said, with the eval overlap
+    again = upload(world, "admin", JSONL, "docs.jsonl").json()
+    assert (again["documents"], again["duplicates"], again["duplicates_other_split"]) == (2, 2, 2)
+    assert Document.objects.filter(project=world.project).count() == 4
+    # skipped on request: nothing stored, nothing changed
+    skipped = upload(world, "admin", JSONL, "docs.jsonl", skip_duplicates="true").json()
+    assert (skipped["documents"], skipped["duplicates"], skipped["skipped"]) == (0, 2, 2)
+    assert Document.objects.filter(project=world.project).count() == 4
+
+
+def test_bulk_create_skips_duplicates_and_gives_ids_of_what_it_stored(world):
+    url = f"/api/v1/projects/{world.project.pk}/documents"
+    api = world.api("admin")
+    api.post(url, [{"text": "张三在北京"}], format="json")
+    body = {"documents": [{"text": "张三在北京"}, {"text": "新的句子"}], "skip_duplicates": True}
+    answer = api.post(url, body, format="json").json()
+    assert (answer["documents"], answer["duplicates"], answer["skipped"]) == (1, 1, 1)
+    assert [Document.objects.get(pk=pk).text for pk in answer["ids"]] == ["新的句子"]

@@ -135,6 +135,15 @@ def test_import_and_export_pages(page, live_server, world):
     assert set(Document.objects.values_list("split", flat=True)) == {"train"}
     shot(page, "import")
 
+    # The same file again: skipped by default, and said
+    page.set_input_files(
+        "#f-file", {"name": "docs.jsonl", "mimeType": "application/json", "buffer": content}
+    )
+    page.click("#btn-upload")
+    page.wait_for_function("document.getElementById('r-documents').textContent === '0'")
+    assert "已跳过 2 篇" in page.inner_text("#r-duplicates")
+    assert Document.objects.filter(project=world.project).count() == 2
+
     # A malformed file is refused in words, and nothing of it is stored.
     page.set_input_files(
         "#f-file", {"name": "bad.jsonl", "mimeType": "application/json", "buffer": b"{not json"}

@@ -265,6 +265,19 @@ def test_retraining_label_counts():
     }
 
 
+def test_retraining_leaves_out_train_documents_that_repeat_eval_texts(ready_project):
+    eval_texts = list(
+        Document.objects.filter(project=ready_project, split="eval").values_list("text", flat=True)
+    )
+    leaked = [doc for doc in Document.objects.filter(project=ready_project, split="train")][:3]
+    for doc, text in zip(leaked, eval_texts, strict=False):
+        doc.text = text
+        doc.save(update_fields=["text"])
+    train, held_out, overlap = retraining.training_examples(ready_project, timezone.now())
+    assert overlap == 3 and len(train) == 8 - 3 and len(held_out) == 4
+    assert not {ex.text for ex in train} & {ex.text for ex in held_out}
+
+
 # ---- real runs --------------------------------------------------------------------------------
 
 

@@ -61,7 +61,7 @@ class Command(BaseCommand):
             raise CommandError(f"{folder} exists already (--name)")
         shutil.copytree(source, folder)
 
-        _, eval_examples = retraining.training_examples(project, timezone.now())
+        _, eval_examples, _ = retraining.training_examples(project, timezone.now())
         int8 = bool(settings.SERVE_INT8) and (folder / bundle.MODEL_INT8).is_file()
         metrics = {"registered_from": str(source.resolve()), "served": "int8" if int8 else "fp32"}
         if eval_examples:

@@ -47,6 +47,7 @@
       for (const name of ["format", "scheme", "split", "gold"]) body.append(name, $("f-" + name).value);
       body.append("extend_labels", $("f-extend_labels").checked ? "true" : "false");
       body.append("strict", $("f-repair").checked ? "false" : "true");
+      body.append("skip_duplicates", $("f-skip_duplicates").checked ? "true" : "false");
       $("btn-upload").disabled = true;
       say("import-status", N.gettext("Uploading…"));
       try {
@@ -56,6 +57,22 @@
         $("r-labels").textContent = result.labels_added && result.labels_added.length
           ? N.interpolate(N.gettext("Labels added: %(labels)s"), { labels: result.labels_added.join(", ") }, true)
           : "";
+        const duplicates = $("r-duplicates");
+        duplicates.hidden = !result.duplicates;
+        duplicates.className = result.duplicates_other_split && !result.skipped ? "status-line error" : "muted";
+        if (result.skipped) {
+          duplicates.textContent = N.interpolate(
+            N.gettext("Skipped %(n)s documents whose text the project already had."), { n: result.skipped }, true);
+        } else if (result.duplicates) {
+          let text = N.interpolate(
+            N.gettext("%(n)s documents repeat a text the project already had."), { n: result.duplicates }, true);
+          if (result.duplicates_other_split) {
+            text += ((document.documentElement.lang || "").startsWith("zh") ? "" : " ") + N.interpolate(
+              N.gettext("%(n)s of them are in the other split (train or eval): training leaves those train documents out, so no model is scored on what it learned from."),
+              { n: result.duplicates_other_split }, true);
+          }
+          duplicates.textContent = text;
+        }
         $("import-result").hidden = false;
         say("import-status", await nextStep(), "ok");
       } catch (err) {
