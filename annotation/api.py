@@ -208,6 +208,7 @@ class DocumentListView(generics.ListAPIView):
         return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        operation_id="v1_projects_documents_destroy_listed",
         parameters=[DocumentFilterSerializer],
         request=None,
         responses={200: inline_serializer("Deleted", {"deleted": serializers.IntegerField()})},
