@@ -78,7 +78,8 @@ class TokenView(ObtainAuthToken):
         auth=[],  # the one call that needs no credentials
     )
     def post(self, request, *args, **kwargs):
-        if wait := logins.seconds_locked(request):
+        username = request.data.get("username") if hasattr(request.data, "get") else None
+        if wait := logins.seconds_locked(request, username):
             raise Throttled(wait, detail=_("too many failed logins from this address."))
         return super().post(request, *args, **kwargs)
 

@@ -15,7 +15,7 @@ class LoginForm(AuthenticationForm):
     locked_message = ""
 
     def clean(self):
-        wait = logins.seconds_locked(self.request)
+        wait = logins.seconds_locked(self.request, self.cleaned_data.get("username"))
         if wait:
             minutes = math.ceil(wait / 60)
             self.locked_message = ngettext(

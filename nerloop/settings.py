@@ -54,6 +54,17 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-development-key-only-for-debug"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Behind a reverse proxy (docs/platform.md, "Running it for a team"):
+# NERLOOP_HTTPS_PROXY=1: a proxy that terminates TLS and sets X-Forwarded-Proto, so requests
+# are known to be HTTPS (the login form's CSRF origin check passes) and cookies are Secure;
+# NERLOOP_TRUSTED_PROXIES=N: how many proxies append to X-Forwarded-For, so the login lockout
+# counts the client's address, not the proxy's; NERLOOP_CSRF_TRUSTED_ORIGINS: other origins
+# (scheme://host[:port]) whose forms are accepted.
+if env_bool("NERLOOP_HTTPS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+TRUSTED_PROXIES = env_int("NERLOOP_TRUSTED_PROXIES", 0)
+CSRF_TRUSTED_ORIGINS = env_list("NERLOOP_CSRF_TRUSTED_ORIGINS", "")
 
 DATA_DIR = Path(env_str("NERLOOP_DATA_DIR", str(BASE_DIR / "var"))).resolve()
 BUNDLE_DIR = DATA_DIR / "bundles"
@@ -73,8 +84,9 @@ IMPORT_MAX_BYTES = env_int("NERLOOP_IMPORT_MAX_BYTES", 200 * 1024 * 1024, minimu
 IMPORT_MAX_CHARS = env_int("NERLOOP_IMPORT_MAX_CHARS", 100_000, minimum=1)
 # Largest non-file request body (JSON bulk document creation), in bytes.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("NERLOOP_MAX_BODY_BYTES", 20 * 1024 * 1024, minimum=1024)
-# Wrong passwords from one address (login page and API token alike) before it is locked out
-# for the rest of the window (nerloop/logins.py).
+# Wrong passwords for one account from one address (login page and API token alike) before
+# that account is locked out there for the rest of the window; an address is locked out of
+# every account after five times as many (nerloop/logins.py).
 LOGIN_FAILURES = env_int("NERLOOP_LOGIN_FAILURES", 10, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("NERLOOP_LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Retraining (learner/retraining.py): seconds of training of a run from scratch and of one
@@ -258,6 +270,7 @@ CELERY_TIMEZONE = TIME_ZONE
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("NERLOOP_LOG_LEVEL", "INFO")},
 }

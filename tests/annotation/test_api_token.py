@@ -150,7 +150,9 @@ def test_the_lockout_ends_with_its_window(world, three_failures, monkeypatch):
     world.annotator.save()
     client = APIClient()
     for guess in ("a", "b", "c"):
-        client.post("/api/v1/auth/token", {"username": "x", "password": guess}, format="json")
+        client.post(
+            "/api/v1/auth/token", {"username": "annotator", "password": guess}, format="json"
+        )
     body = {"username": "annotator", "password": "s3cret-pass"}
     now[0] += 599
     assert client.post("/api/v1/auth/token", body, format="json").status_code == 429
@@ -187,3 +189,67 @@ def test_the_lockout_message_is_translated(world, three_failures):
     for guess in ("a", "b", "c", "d"):
         page = browser.post("/login/", {"username": "annotator", "password": guess})
     assert "此地址登录失败次数过多，请 10 分钟后再试。" in page.content.decode()
+
+
+def test_one_persons_typos_lock_out_that_account_not_the_address(world, three_failures):
+    """Behind a shared proxy or NAT everyone has one address: an intern's typos must not lock
+    the admin out; guessing many accounts from one place is still stopped."""
+    world.admin.set_password("admin-pass-1")
+    world.admin.save()
+    client = APIClient()
+    token = "/api/v1/auth/token"
+    for guess in ("a", "b", "c"):
+        client.post(token, {"username": "annotator", "password": guess}, format="json")
+    wrong = {"username": "annotator", "password": "x"}
+    assert client.post(token, wrong, format="json").status_code == 429
+    good = {"username": "admin", "password": "admin-pass-1"}
+    assert client.post(token, good, format="json").status_code == 200
+    for k in range(3 * 5):  # the address itself, over many accounts
+        client.post(token, {"username": f"user{k}", "password": "x"}, format="json")
+    assert client.post(token, good, format="json").status_code == 429
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(world, three_failures, settings):
+    settings.TRUSTED_PROXIES = 1
+    token = "/api/v1/auth/token"
+    bad = {"username": "annotator", "password": "x"}
+    for _ in range(3):  # a client spoofing its own X-Forwarded-For gains nothing
+        APIClient(HTTP_X_FORWARDED_FOR=f"1.2.3.{_}, 203.0.113.9").post(token, bad, format="json")
+    locked = APIClient(HTTP_X_FORWARDED_FOR="203.0.113.9").post(token, bad, format="json")
+    assert locked.status_code == 429
+    other = APIClient(HTTP_X_FORWARDED_FOR="198.51.100.7").post(token, bad, format="json")
+    assert other.status_code == 400  # another client behind the same proxy
+
+
+def test_unlock_logins_ends_a_lockout(world, three_failures):
+    from django.core.management import call_command
+
+    world.annotator.set_password("s3cret-pass")
+    world.annotator.save()
+    client = APIClient()
+    token = "/api/v1/auth/token"
+    for guess in ("a", "b", "c"):
+        client.post(token, {"username": "annotator", "password": guess}, format="json")
+    good = {"username": "annotator", "password": "s3cret-pass"}
+    assert client.post(token, good, format="json").status_code == 429
+    call_command("unlock_logins", "127.0.0.1", "--user", "annotator")
+    assert client.post(token, good, format="json").status_code == 200
+
+
+def test_without_its_cache_login_still_works(world, three_failures, monkeypatch):
+    """A broken Redis must not keep the right password out (it used to answer 500)."""
+    from django.core.cache import cache
+
+    def down(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    for name in ("get", "add", "incr", "set"):
+        monkeypatch.setattr(cache, name, down)
+    world.annotator.set_password("s3cret-pass")
+    world.annotator.save()
+    client = APIClient()
+    token = "/api/v1/auth/token"
+    wrong = {"username": "annotator", "password": "no"}
+    assert client.post(token, wrong, format="json").status_code == 400
+    good = {"username": "annotator", "password": "s3cret-pass"}
+    assert client.post(token, good, format="json").status_code == 200

@@ -1,0 +1,75 @@
+"""Settings read from the environment, checked in a fresh process as a deployment starts it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LOGIN_BEHIND_PROXY = """
+import django, json
+django.setup()
+from django.conf import settings
+print(json.dumps({
+    "proxy_header": settings.SECURE_PROXY_SSL_HEADER,
+    "secure_cookies": [settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE],
+    "trusted": settings.CSRF_TRUSTED_ORIGINS,
+    "proxies": settings.TRUSTED_PROXIES,
+}))
+"""
+
+
+def django_process(code: str, **env) -> dict:
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings", "SECRET_KEY": "x"}
+    environ.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_behind_an_https_proxy_requests_are_https_and_cookies_secure():
+    got = django_process(
+        LOGIN_BEHIND_PROXY,
+        NERLOOP_HTTPS_PROXY="1",
+        NERLOOP_TRUSTED_PROXIES="1",
+        NERLOOP_CSRF_TRUSTED_ORIGINS="https://ner.example.org, https://ner.example.org:8443",
+    )
+    assert got == {
+        "proxy_header": ["HTTP_X_FORWARDED_PROTO", "https"],
+        "secure_cookies": [True, True],
+        "trusted": ["https://ner.example.org", "https://ner.example.org:8443"],
+        "proxies": 1,
+    }
+
+
+def test_without_a_proxy_nothing_forwarded_is_trusted():
+    got = django_process(LOGIN_BEHIND_PROXY)
+    assert got["proxy_header"] is None and got["secure_cookies"] == [False, False]
+    assert got["trusted"] == [] and got["proxies"] == 0
+
+
+@pytest.mark.django_db
+def test_the_login_form_works_through_an_https_proxy(settings, django_user_model):
+    """What a TLS-terminating proxy sends: the browser's https Origin, X-Forwarded-Proto."""
+    from django.test import Client
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    django_user_model.objects.create_user("ann", password="pw-for-ann-1")
+    browser = Client(enforce_csrf_checks=True)
+    proxied = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_HOST": "testserver"}
+    browser.get("/login/", **proxied)
+    token = browser.cookies["csrftoken"].value
+    answer = browser.post(
+        "/login/",
+        {"username": "ann", "password": "pw-for-ann-1", "csrfmiddlewaretoken": token},
+        **proxied,
+        HTTP_ORIGIN="https://testserver",
+        HTTP_REFERER="https://testserver/login/",
+    )
+    assert answer.status_code == 302, answer.content.decode()[-1500:]
