@@ -125,3 +125,75 @@ def test_run_embedded_refuses_a_data_folder_another_instance_holds(settings, tmp
             call_command("run_embedded", "--setup-only", "--no-demo")
     finally:
         held.close()
+
+
+@pytest.mark.django_db
+def test_run_embedded_keeps_an_existing_admins_password(settings, tmp_path, monkeypatch):
+    """A database restored without its data folder (or shared with another one) keeps its
+    admin's password and tokens; NERLOOP_ADMIN_PASSWORD changes it on purpose."""
+    from io import StringIO
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from rest_framework.authtoken.models import Token
+
+    monkeypatch.delenv("NERLOOP_ADMIN_PASSWORD", raising=False)
+    settings.DATA_DIR = tmp_path / "first"
+    settings.DATA_DIR.mkdir()
+    call_command("run_embedded", "--setup-only", "--no-demo", stdout=StringIO())
+    password = (settings.DATA_DIR / "admin-password.txt").read_text().strip()
+    admin = get_user_model().objects.get(username="admin")
+    token = Token.objects.create(user=admin)
+
+    settings.DATA_DIR = tmp_path / "restored"  # no admin-password.txt here
+    settings.DATA_DIR.mkdir()
+    out = StringIO()
+    call_command("run_embedded", "--setup-only", "--no-demo", stdout=out)
+    admin.refresh_from_db()
+    assert admin.check_password(password) and Token.objects.filter(key=token.key).exists()
+    assert "password is unchanged" in out.getvalue() and "created" not in out.getvalue()
+
+    monkeypatch.setenv("NERLOOP_ADMIN_PASSWORD", "chosen-on-purpose-1")
+    call_command("run_embedded", "--setup-only", "--no-demo", stdout=StringIO())
+    admin.refresh_from_db()
+    assert admin.check_password("chosen-on-purpose-1")
+
+
+def test_run_embedded_children_die_with_it(tmp_path):
+    """A run_embedded killed with -9 leaves no web, worker or beat running (they held the
+    port, and a second start then failed on it)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "from annotation.management.commands.run_embedded import die_with_parent\n"
+            "child = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent,"
+            " start_new_session=True)\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings", "SECRET_KEY": "x"},
+    )
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:  # a dead child may stay a zombie until its new parent (init) reaps it
+            with open(f"/proc/{child}/stat") as stat:
+                if stat.read().split(")")[1].split()[0] == "Z":
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the child outlived its killed parent")

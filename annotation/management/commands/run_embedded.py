@@ -11,6 +11,8 @@ filesystem transport under the data dir.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -31,8 +33,17 @@ from nerloop.celery import make_broker_folders
 from nerloop.tasks import BrokerUnavailable, ensure_broker
 
 ADMIN = "admin"
+PR_SET_PDEATHSIG = 1  # prctl(2)
 RESTARTS = 5  # exits of one child within RESTART_WINDOW seconds before the platform gives up
 RESTART_WINDOW = 60.0
+
+
+def die_with_parent() -> None:
+    """In a child, before it runs: SIGTERM when this process dies (Linux's parent-death
+    signal), so a run_embedded killed with -9 leaves no web, worker or beat behind holding
+    the port and the data folder that the next start takes."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: children may outlive it
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def hold_data_dir(folder: Path):
@@ -72,6 +83,11 @@ class Command(BaseCommand):
         make_broker_folders()
         self.say("migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
+        if not settings.DEBUG:
+            # with DEBUG off only WhiteNoise serves /static/, from STATIC_ROOT as it was when
+            # the web process started
+            self.say(f"collecting static files into {settings.STATIC_ROOT}")
+            call_command("collectstatic", interactive=False, verbosity=0)
         password = self.admin_password()
         if not opts["no_demo"]:
             self.demo()
@@ -83,20 +99,37 @@ class Command(BaseCommand):
     def say(self, message: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"[nerloop] {message}"))
 
-    def admin_password(self) -> str:
-        """Create the admin on first run with a random password kept (0600) in the data dir."""
+    def admin_password(self) -> str | None:
+        """Create the admin on first run with a random password (or NERLOOP_ADMIN_PASSWORD)
+        kept (0600) in the data dir. An admin that exists keeps its password unless
+        NERLOOP_ADMIN_PASSWORD asks for another: a database restored without its data folder,
+        or shared with another one, must not have it changed (and its tokens revoked) behind
+        its users' backs. None when the password is not known here."""
         users = get_user_model().objects
         stored = Path(settings.DATA_DIR) / "admin-password.txt"
-        if users.filter(username=ADMIN).exists() and stored.is_file():
-            return stored.read_text().strip()
-        password = os.environ.get("NERLOOP_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        wanted = os.environ.get("NERLOOP_ADMIN_PASSWORD")
+        user = users.filter(username=ADMIN).first()
+        if user is not None and not wanted:
+            if stored.is_file():
+                return stored.read_text().strip()
+            self.say(
+                f"the {ADMIN} account exists; its password is unchanged (set "
+                f"NERLOOP_ADMIN_PASSWORD, or run manage.py changepassword {ADMIN}, to change it)"
+            )
+            return None
+        password = wanted or secrets.token_urlsafe(12)
+        if user is not None and user.check_password(password):
+            return password
         stored.write_text(password + "\n")
         stored.chmod(0o600)
-        user = users.filter(username=ADMIN).first() or users.create_superuser(ADMIN, "", password)
+        if user is None:
+            user = users.create_superuser(ADMIN, "", password)
+            self.say("created the admin account")
+        else:
+            self.say("set the admin password from NERLOOP_ADMIN_PASSWORD")
         user.set_password(password)
         user.is_superuser = user.is_staff = True
         user.save()
-        self.say("created the admin account")
         return password
 
     def demo(self) -> None:
@@ -115,12 +148,12 @@ class Command(BaseCommand):
                 f"created the demo project #{project.pk} ({project.documents.count()} sentences)"
             )
 
-    def banner(self, addr: str, password: str) -> None:
+    def banner(self, addr: str, password: str | None) -> None:
         broker = settings.CELERY_BROKER_URL.split("@")[-1]
         lines = [
             "",
             f"  nerloop is running at   http://{addr}/",
-            f"  admin login             {ADMIN} / {password}",
+            f"  admin login             {ADMIN} / {password or '(unchanged, not stored here)'}",
             f"  API docs                http://{addr}/api/docs/",
             f"  Django admin            http://{addr}/admin/",
             f"  database                {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
@@ -140,7 +173,7 @@ class Command(BaseCommand):
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
         }
 
-    def run_processes(self, addr: str, password: str) -> None:
+    def run_processes(self, addr: str, password: str | None) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         children: dict[str, subprocess.Popen] = {}
         stopping = False
@@ -155,7 +188,11 @@ class Command(BaseCommand):
         def start(name: str) -> subprocess.Popen:
             self.say(f"starting {name}: {' '.join(commands[name][1:])}")
             return subprocess.Popen(
-                commands[name], cwd=settings.BASE_DIR, env=env, start_new_session=True
+                commands[name],
+                cwd=settings.BASE_DIR,
+                env=env,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
 
         exits: dict[str, list[float]] = {name: [] for name in commands}
