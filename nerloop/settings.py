@@ -175,7 +175,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
 LOCALE_PATHS = [BASE_DIR / "frontend" / "locale"]
-TIME_ZONE = "UTC"
+TIME_ZONE = env_str("NERLOOP_TIME_ZONE", "UTC")  # whose "today" the activity counts use
 USE_I18N = True
 USE_TZ = True
 
@@ -248,6 +248,10 @@ else:
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A training run keeps going when the worker loses the broker for a moment; the message that
+# comes back finds the run claimed and does nothing (learner.retraining). Pinned: Celery 6
+# turns this on by default, which would cancel the run instead.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_DEFAULT_QUEUE = "inference"
 # Three queues: `inference` (predictions, the default), `training` (one run at a time) and
 # `control`, the short bookkeeping tasks (the periodic checks, queue re-selection) that must
@@ -267,10 +271,15 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_TIMEZONE = TIME_ZONE
 
+LOG_LEVEL = env_str("NERLOOP_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"NERLOOP_LOG_LEVEL={LOG_LEVEL!r} is not DEBUG, INFO, WARNING, ERROR or CRITICAL"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("NERLOOP_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

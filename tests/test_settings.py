@@ -73,3 +73,33 @@ def test_the_login_form_works_through_an_https_proxy(settings, django_user_model
         HTTP_REFERER="https://testserver/login/",
     )
     assert answer.status_code == 302, answer.content.decode()[-1500:]
+
+
+def test_the_env_example_names_every_setting_read():
+    import re
+
+    read = set(
+        re.findall(
+            r'env_(?:str|int|bool|list)\("([A-Z_]+)"', (ROOT / "nerloop/settings.py").read_text()
+        )
+    )
+    example = (ROOT / ".env.example").read_text()
+    named = set(re.findall(r"^#? ?([A-Z_]+)=", example, flags=re.MULTILINE))
+    assert read - named == set()
+    # paths left to their defaults (under the data folder): a relative one in .env would
+    # override the image's own
+    for path_setting in ("NERLOOP_STATIC_ROOT", "NERLOOP_DEFAULT_BUNDLE"):
+        assert re.search(rf"^# {path_setting}=/", example, flags=re.MULTILINE)
+
+
+def test_a_bad_log_level_is_refused_in_words():
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings", "SECRET_KEY": "x"}
+    environ["NERLOOP_LOG_LEVEL"] = "verbose"
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "NERLOOP_LOG_LEVEL='VERBOSE' is not DEBUG" in done.stderr
