@@ -80,7 +80,7 @@ def serving_version(project: Project) -> ModelVersion:
 def load_bundle(version: ModelVersion):
     from inference import registry
 
-    return registry.get(version.bundle_path)
+    return registry.get(version.folder)
 
 
 def serving_bundle(project: Project):
@@ -94,7 +94,7 @@ def serving_bundle(project: Project):
     def active_path() -> str | None:
         active = ModelVersion.active_for(project)
         if active is not None:
-            return active.bundle_path
+            return active.folder
         default_bundle_for(project)  # raises ModelNotReady when the default does not fit
         return None  # the default bundle
 

@@ -39,6 +39,7 @@ def version_metrics(version: ModelVersion, run: TrainingRun | None) -> dict:
         "eval_sentences": metrics.get("eval_sentences"),
         "previous_f1": metrics.get("previous_f1"),
         "compared_with": metrics.get("compared_with"),
+        "previous_f1_recorded": bool(metrics.get("previous_f1_recorded")),
         "tolerance": metrics.get("tolerance"),
         "promoted_by_gate": metrics.get("promoted_by_gate"),
         "activated_by_admin_at": metrics.get("activated_by_admin_at"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models, transaction
@@ -70,6 +71,19 @@ class ModelVersion(models.Model):
     @property
     def f1(self) -> float | None:
         return self.metrics.get("f1")
+
+    @property
+    def folder(self) -> str:
+        """The bundle folder to load: ``bundle_path`` when it is there; else, for a path under
+        another data folder's ``bundles/`` (a database restored next to a data folder that
+        moved), the same place under this platform's BUNDLE_DIR when that exists."""
+        path = Path(self.bundle_path)
+        if path.is_dir() or "bundles" not in path.parts:
+            return self.bundle_path
+        parts = path.parts
+        below = parts[len(parts) - parts[::-1].index("bundles") :]
+        moved = Path(settings.BUNDLE_DIR).joinpath(*below)
+        return str(moved) if moved.is_dir() else self.bundle_path
 
     @classmethod
     def active_for(cls, project) -> ModelVersion | None:

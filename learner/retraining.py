@@ -299,9 +299,9 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     warm = None
     arch = "bilstm_crf"
     if active is not None and active.arch in WARM_ARCHITECTURES:
-        if (Path(active.bundle_path) / "model.pt").is_file():
+        if (Path(active.folder) / "model.pt").is_file():
             arch = active.arch
-            warm = TrainedModel.load(active.bundle_path)
+            warm = TrainedModel.load(active.folder)
         else:
             say(f"active version {active.version} has no weights to warm-start from")
     if warm is not None and not warm_start_fits(warm, train_examples, arch, project.label_names()):
@@ -349,11 +349,16 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     except ModelNotReady:  # no default bundle, or one of other types: nothing to compare with
         serving = None
     against = "default" if serving is not None and serving.project_id is None else "active"
+    recorded = False
     if serving is not None:
         try:
-            previous = score_bundle(serving.bundle_path, eval_examples, int8=_int8(serving))["f1"]
-        except Exception as exc:  # an unloadable serving bundle cannot block a replacement
+            previous = score_bundle(serving.folder, eval_examples, int8=_int8(serving))["f1"]
+        except Exception as exc:  # an unloadable serving bundle cannot block a replacement...
             say(f"the {against} version {serving.version} could not be scored: {exc!r}")
+            # ... but neither may a worse one pass for lack of a comparison: its F1 as
+            # recorded when it was made stands in (an eval set since grown, but its best word)
+            previous = serving.f1
+            recorded = previous is not None
     timings["gate_seconds"] = time.monotonic() - clock
     timings["queued_seconds"] = (run.started - run.created).total_seconds()
     timings["total_seconds"] = (timezone.now() - run.started).total_seconds()
@@ -368,10 +373,13 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
             "best_epoch": trained.summary.get("best_epoch"),
             "previous_f1": previous,
             "compared_with": against if previous is not None else None,
+            "previous_f1_recorded": recorded,
             "tolerance": project.promotion_tolerance,
         }
     )
-    promote, reason = gate(metrics["f1"], previous, project.promotion_tolerance, against)
+    promote, reason = gate(
+        metrics["f1"], previous, project.promotion_tolerance, against, recorded=recorded
+    )
     metrics["promoted_by_gate"] = promote
     say(reason)
     with transaction.atomic():
@@ -394,7 +402,7 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
 
 
 def _int8(version: ModelVersion) -> bool:
-    return bool(settings.SERVE_INT8) and (Path(version.bundle_path) / "model.int8.onnx").is_file()
+    return bool(settings.SERVE_INT8) and (Path(version.folder) / "model.int8.onnx").is_file()
 
 
 def _served_metrics(folder: Path) -> dict:
@@ -418,20 +426,29 @@ def _served_metrics(folder: Path) -> dict:
 
 
 def gate(
-    f1: float, previous: float | None, tolerance: float, against: str = "active"
+    f1: float,
+    previous: float | None,
+    tolerance: float,
+    against: str = "active",
+    recorded: bool = False,
 ) -> tuple[bool, str]:
     """Promote unless the new F1 is below the serving model's by more than ``tolerance``;
-    ``against`` names that model: the project's active version, or the default model."""
+    ``against`` names that model: the project's active version, or the default model.
+    ``recorded``: ``previous`` is the F1 stored when that model was made, not a score now."""
     if previous is None:
         return True, f"promoted: no active model to compare with (F1 {f1:.4f})"
+    where = (
+        "its recorded F1 (its bundle could not be scored now)"
+        if recorded
+        else "on the same eval set"
+    )
     if f1 >= previous - tolerance:
         return True, (
-            f"promoted: F1 {f1:.4f} vs {against} {previous:.4f} on the same eval set "
-            f"(tolerance {tolerance:.4f})"
+            f"promoted: F1 {f1:.4f} vs {against} {previous:.4f} {where} (tolerance {tolerance:.4f})"
         )
     return False, (
         f"kept as candidate: F1 {f1:.4f} is more than {tolerance:.4f} below the {against} "
-        f"model's {previous:.4f} on the same eval set"
+        f"model's {previous:.4f}, {where}"
     )
 
 
@@ -448,7 +465,7 @@ def activate(version: ModelVersion, project: Project) -> ModelVersion:
     from inference.bundle import BundleError, verify
 
     try:
-        verify(version.bundle_path)
+        verify(version.folder)
     except BundleError as exc:
         raise CodedAPIException("E202", str(exc), status_code=409) from None
     now = timezone.now()

@@ -101,6 +101,10 @@ class VersionMetricsSerializer(serializers.Serializer):
         help_text="which model the gate compared with: 'active' (the project's own) or "
         "'default' (the platform's, while the project has none); null: none to compare with",
     )
+    previous_f1_recorded = serializers.BooleanField(
+        help_text="previous_f1 is the F1 recorded when that model was made: its bundle could "
+        "not be scored when the gate ran"
+    )
     warm_start = serializers.BooleanField(allow_null=True)
     timings = serializers.DictField(child=serializers.FloatField())
     gate_reason = serializers.CharField()

@@ -376,6 +376,37 @@ def test_first_model_must_beat_the_default_model_that_serves_the_project(
     assert ModelVersion.active_for(twin) is None
 
 
+@pytest.mark.slow
+def test_an_active_model_whose_bundle_is_gone_is_compared_by_its_recorded_f1(small_project):
+    """A bundle that cannot be scored now (a restore that lost it) no longer lets any new
+    model through for want of a comparison: its F1 as recorded stands in."""
+    project = small_project
+    lost = ModelVersion.objects.create(
+        project=project, version="lost", bundle_path="/nowhere/bundles/x", metrics={"f1": 0.999}
+    )
+    lost.activate()
+    run, _ = request_training(project)
+    version = ModelVersion.objects.get(pk=retraining.run_training(run.pk))
+    assert version.status == ModelVersion.Status.CANDIDATE
+    assert version.metrics["previous_f1"] == 0.999 and version.metrics["previous_f1_recorded"]
+    assert "recorded F1" in version.gate_reason
+    assert ModelVersion.active_for(project) == lost
+
+
+def test_gate_says_when_it_compares_with_a_recorded_f1():
+    promote, reason = gate(0.7, 0.8, 0.01, "active", recorded=True)
+    assert not promote and "its recorded F1 (its bundle could not be scored now)" in reason
+
+
+def test_a_bundle_path_of_a_moved_data_folder_is_found_under_this_one(tmp_path, settings):
+    settings.BUNDLE_DIR = tmp_path / "new" / "bundles"
+    (settings.BUNDLE_DIR / "project-1" / "p1-v1").mkdir(parents=True)
+    moved = ModelVersion(version="v", bundle_path="/old/data/bundles/project-1/p1-v1")
+    assert moved.folder == str(settings.BUNDLE_DIR / "project-1" / "p1-v1")
+    gone = ModelVersion(version="v", bundle_path="/old/data/bundles/project-1/p1-v9")
+    assert gone.folder == "/old/data/bundles/project-1/p1-v9"  # missing either way: as stored
+
+
 def project_bundle_dir():
     from django.conf import settings
 

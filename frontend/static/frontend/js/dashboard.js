@@ -81,6 +81,9 @@
         ? gettext("promoted: F1 %(f1)s against %(previous)s for %(against)s (tolerance %(tolerance)s)")
         : gettext("kept as candidate: F1 %(f1)s is more than %(tolerance)s below %(previous)s for %(against)s"),
       values, true));
+      if (p.previous_f1_recorded) {
+        parts.push(gettext("its bundle could not be scored, so its recorded F1 was used"));
+      }
     }
     if (p.activated_by_admin_at) {
       parts.push(interpolate(gettext("activated by an admin on %(when)s"), { when: when(p.activated_by_admin_at) }, true));
@@ -122,6 +125,7 @@
         // the serving model's F1 that the gate compared with: "active" or "default"
         previous_f1: row.previous_f1,
         compared_with: row.compared_with,
+        previous_f1_recorded: row.previous_f1_recorded,
         tolerance: row.tolerance,
         promoted_by_gate: row.promoted_by_gate,
         activated_by_admin_at: row.activated_by_admin_at,
