@@ -9,12 +9,15 @@ Progress lives on TrainingRun rows, never in a task result backend.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 
 
@@ -199,3 +202,16 @@ class TrainingRun(models.Model):
         self.state, self.finished = self.State.FAILED, timezone.now()
         self.error, self.error_code = error, code
         self.save(update_fields=["state", "finished", "error", "error_code"])
+
+
+@receiver(post_delete, sender=ModelVersion)
+def remove_bundle_folder(sender, instance: ModelVersion, **kwargs) -> None:
+    """A project's version deleted (Django admin, a script) takes its bundle folder with it,
+    once the deletion is committed; the default model's bundle and folders outside the
+    platform's bundle folder are never touched."""
+    if instance.project_id is None:
+        return
+    folder = Path(instance.folder).resolve()
+    root = Path(settings.BUNDLE_DIR).resolve()
+    if folder != root and root in folder.parents:
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))

@@ -100,3 +100,15 @@ def api_not_found(request):
     message = f"no API endpoint at {request.path}; see /api/docs/"
     body = {"error": {"code": "not_found", "message": message, "detail": message}}
     return JsonResponse(body, status=404)
+
+
+def server_error(request, *args, **kwargs):
+    """Django's handler500: an unexpected failure (the database gone, a bug) answers an API
+    client in the API's JSON shape, and a browser with the HTML page."""
+    if request.path.startswith("/api/"):
+        message = str(_("the server failed; try again, and tell its admin if it goes on"))
+        body = {"error": {"code": "server_error", "message": message, "detail": None}}
+        return JsonResponse(body, status=500)
+    from django.views.defaults import server_error as html_server_error
+
+    return html_server_error(request, *args, **kwargs)

@@ -17,3 +17,5 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
     path("", include("frontend.urls")),
 ]
+
+handler500 = "nerloop.errors.server_error"

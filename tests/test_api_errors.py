@@ -77,3 +77,24 @@ def test_api_catalogue_messages_follow_the_requests_language(world):
     assert _error(chinese, 400, "E106")["message"] == "标签设置无效"
     english = api.patch(url, body, format="json", HTTP_ACCEPT_LANGUAGE="en")
     assert _error(english, 400, "E106")["message"] == "invalid label schema"
+
+
+def test_an_unexpected_failure_answers_the_api_in_json_and_a_browser_in_html(world, monkeypatch):
+    """The database gone, a bug: a token client still gets the JSON envelope."""
+    from django.db.utils import OperationalError
+
+    def broken(*args, **kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr("annotation.api.ProjectListView.get_queryset", broken)
+    api = world.api("admin")
+    api.raise_request_exception = False
+    error = _error(api.get("/api/v1/projects"), 500, "server_error")
+    assert "try again" in error["message"] or "重试" in error["message"]
+
+    from django.test import RequestFactory
+
+    from nerloop.errors import server_error
+
+    page = server_error(RequestFactory().get("/projects/"))  # a page: Django's own HTML
+    assert page.status_code == 500 and not page["Content-Type"].startswith("application/json")

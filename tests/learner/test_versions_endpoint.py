@@ -146,3 +146,25 @@ def test_versions_endpoint_goes_back_to_the_default_model(
         world.api("admin").get(f"/api/v1/projects/{other.pk}/metrics").json()["default_model"]
         is None
     )
+
+
+def test_deleting_a_version_removes_its_bundle_folder(
+    world, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.BUNDLE_DIR = tmp_path / "bundles"
+    folder = settings.BUNDLE_DIR / f"project-{world.project.pk}" / "v1"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"x")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    kept = ModelVersion.objects.create(
+        project=world.project, version="v0", bundle_path=str(outside)
+    )
+    version = ModelVersion.objects.create(
+        project=world.project, version="v1", bundle_path=str(folder)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        version.delete()
+        kept.delete()
+    assert not folder.exists()
+    assert outside.exists()  # not the platform's to remove
