@@ -38,12 +38,17 @@ def _check_length(text: str, where: str) -> None:
 
 
 class PredictRequestSerializer(serializers.Serializer):
-    text = StrictTextField(required=False, help_text="one text; give this or texts")
+    text = StrictTextField(
+        required=False,
+        help_text="one text; give this or texts. At most NERLOOP_PREDICT_MAX_CHARS "
+        "(default 10,000) characters",
+    )
     texts = serializers.ListField(
         child=StrictTextField(),
         required=False,
         allow_empty=False,
-        help_text="several texts, answered in order; give this or text",
+        help_text="several texts, answered in order; give this or text. At most "
+        "NERLOOP_PREDICT_MAX_TEXTS (default 256) texts of NERLOOP_PREDICT_MAX_CHARS each",
     )
     project = serializers.IntegerField(
         required=False,

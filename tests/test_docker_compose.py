@@ -86,3 +86,16 @@ def test_compose_dockerfile_copies_every_package():
     dockerfile = (ROOT / "Dockerfile").read_text()
     for package in ("nerloop", "annotation", "inference", "learner", "frontend"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_compose_sets_up_an_admin_and_the_default_model(compose):
+    """A fresh install answers predictions and has someone to log in as: the one-off service
+    before the web server runs the embedded set-up (migrations, admin, default model)."""
+    assert compose["services"]["migrate"]["command"][1:] == [
+        "manage.py",
+        "run_embedded",
+        "--setup-only",
+    ]
+    assert compose["services"]["web"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully"
+    )

@@ -238,6 +238,7 @@ def test_create_a_project_and_manage_its_members(page, live_server, world):
     # the API's own field message comes in the page's language too
     said = page.inner_text("#members-status")
     assert "没有名为 nobody 的用户" in said and "username" not in said, said  # the form's words
+    assert "只能添加已有的账号" in page.inner_text("#accounts-hint")  # and where they come from
     assert project.memberships.count() == 2
 
     # The last admin cannot step down: the refusal is shown and the role stays.

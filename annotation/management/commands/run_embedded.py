@@ -83,10 +83,11 @@ class Command(BaseCommand):
         make_broker_folders()
         self.say("migrating the database")
         call_command("migrate", interactive=False, verbosity=0)
-        if not settings.DEBUG:
+        static = Path(settings.STATIC_ROOT)
+        if not settings.DEBUG and os.access(static if static.exists() else static.parent, os.W_OK):
             # with DEBUG off only WhiteNoise serves /static/, from STATIC_ROOT as it was when
-            # the web process started
-            self.say(f"collecting static files into {settings.STATIC_ROOT}")
+            # the web process started (an image that collected them at build is read-only)
+            self.say(f"collecting static files into {static}")
             call_command("collectstatic", interactive=False, verbosity=0)
         password = self.admin_password()
         if not opts["no_demo"]:
