@@ -96,29 +96,39 @@ class _Piece(NamedTuple):
 
 _EDGE_CATEGORIES = {"Cf", "So", "Sk"}  # format characters, symbols (emoji), modifiers
 _VARIATION_SELECTORS = {"\ufe0e", "\ufe0f"}
+# Sentence punctuation ends a clause, never a mention ("李华：" "北京，"); brackets and quotes
+# stay where they open or close one (《红楼梦》, （中国）, “...”), and go at the wrong end.
+_CLAUSE_PUNCTUATION = set("，。：；！？、,;:!?")
+_OPENING = {"Ps", "Pi"}  # 《 （ “ ...: a mention may start with one, never end with it
+_CLOSING = {"Pe", "Pf"}  # 》 ） ” ...: a mention may end with one, never start with it
 
 
-def _edge(char: str) -> bool:
+def _edge(char: str, wrong_brackets: set[str]) -> bool:
     """A character no mention starts or ends with: whitespace, an invisible format character
-    (zero-width joiner, BOM), a symbol or emoji (with its modifiers and variation selectors).
+    (zero-width joiner, BOM), a symbol or emoji (with its modifiers and variation selectors),
+    clause punctuation, or a bracket or quote that belongs at the other end
+    (``wrong_brackets``: the categories that do not belong at this edge).
 
     Geometric shapes (U+25A0-U+25FF) are kept: Chinese text writes zero as ○ ("漳州一一○",
     "二○○八年") and hides names behind □ or ■, inside mentions and at their edges."""
-    if char.isspace() or char in _VARIATION_SELECTORS:
+    if char.isspace() or char in _VARIATION_SELECTORS or char in _CLAUSE_PUNCTUATION:
         return True
-    return unicodedata.category(char) in _EDGE_CATEGORIES and not "\u25a0" <= char <= "\u25ff"
+    category = unicodedata.category(char)
+    if category in wrong_brackets:
+        return True
+    return category in _EDGE_CATEGORIES and not "\u25a0" <= char <= "\u25ff"
 
 
 def trimmed_entities(text: str, spans) -> list[Entity]:
-    """Entities of ``(start, end, label, score)`` spans, trimmed of blanks, symbols and emoji
-    at their edges. A model that saw few such characters in training may reach over them
+    """Entities of ``(start, end, label, score)`` spans, trimmed of blanks, symbols, emoji,
+    clause punctuation and misplaced brackets at their edges. A model that saw few such characters in training may reach over them
     (" 张伟", "😀李", half of a flag); a mention never starts or ends with one. A span of
     nothing else is dropped."""
     entities = []
     for start, end, label, score in spans:
-        while start < end and _edge(text[start]):
+        while start < end and _edge(text[start], _CLOSING):
             start += 1
-        while end > start and _edge(text[end - 1]):
+        while end > start and _edge(text[end - 1], _OPENING):
             end -= 1
         if start < end:
             entities.append(Entity(start, end, label, score, text[start:end]))

@@ -94,6 +94,12 @@ def test_engine_offsets_count_code_points(engine, text, expected):
         ("Nike™", (0, 5), (0, 4, "Nike")),
         ("在漳州一一○住", (1, 6), (1, 6, "漳州一一○")),  # ○ is a zero here (MSRA test)
         ("□□有限公司", (0, 6), (0, 6, "□□有限公司")),  # a name hidden behind squares
+        ("李华：“我在广州", (0, 4), (0, 2, "李华")),  # a clause mark, an opening quote
+        ("，北京。", (0, 4), (1, 3, "北京")),
+        ("读《红楼梦》了", (1, 6), (1, 6, "《红楼梦》")),  # a title keeps its brackets
+        ("（中国）", (0, 4), (0, 4, "（中国）")),
+        ("》北京《", (0, 4), (1, 3, "北京")),  # brackets at the wrong ends go
+        ("丹尼斯·霍珀", (0, 6), (0, 6, "丹尼斯·霍珀")),  # a name's middle dot stays
     ],
 )
 def test_engine_entities_never_start_or_end_with_blanks(text, span, expected):
