@@ -323,3 +323,35 @@ def test_settings_page_hides_deletion_from_annotators(page, live_server, world):
     page.goto(f"{live_server.url}/projects/{world.project.pk}/settings/")
     page.wait_for_selector("#nav-project-name:not(:empty)")
     assert page.is_hidden("#delete-card")
+
+
+def test_import_page_says_when_the_first_training_run_starts(page, live_server, world):
+    world.project.labels = normalize_labels(["PER", "NAME"])
+    world.project.retrain_threshold = 2
+    world.project.save()
+    api = world.api("admin")
+    evaluation = {
+        "documents": [{"text": "李四在上海。", "spans": [{"start": 0, "end": 2, "label": "PER"}]}],
+        "split": "eval",
+    }
+    assert (
+        api.post(
+            f"/api/v1/projects/{world.project.pk}/documents", evaluation, format="json"
+        ).status_code
+        == 201
+    )
+    records = [
+        {"text": f"张{name}在北京工作。", "entities": [{"start": 0, "end": 2, "label": "PER"}]}
+        for name in "三四五"
+    ]
+    content = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
+    page.wait_for_selector("#f-file:not([disabled])", state="attached")
+    page.set_input_files(
+        "#f-file", {"name": "gold.jsonl", "mimeType": "application/json", "buffer": content}
+    )
+    page.click("#btn-upload")
+    page.wait_for_selector("#import-status.ok")
+    said = page.inner_text("#import-status")
+    assert "首次训练（基于 3 篇已验证的训练文档）将在一分钟内开始" in said, said

@@ -103,16 +103,27 @@
         N.gettext("Import finished; model %(version)s pre-annotates the documents in the background."),
         { version: serving.version }, true);
     }
-    let blocked = null; // why no run can start yet (no validated eval document, ...)
+    let metrics = null;
     try {
-      blocked = (await N.api.get(`projects/${projectId}/metrics`)).cannot_train;
+      metrics = await N.api.get(`projects/${projectId}/metrics`);
     } catch (err) {
       // the general advice below stands
     }
-    if (blocked) {
+    if (metrics && metrics.cannot_train) { // why no run can start yet (no validated eval document, ...)
       return N.interpolate(
         N.gettext("Import finished. No model can pre-annotate this project yet, and training cannot start: %(why)s."),
-        { why: blocked }, true);
+        { why: metrics.cannot_train }, true);
+    }
+    if (metrics && (metrics.busy_run ||
+        (metrics.retrain_threshold > 0 && metrics.new_since_last_run >= metrics.retrain_threshold))) {
+      return N.interpolate(
+        N.gettext("Import finished. No model pre-annotates this project yet; its first training run (on %(n)s validated train documents) starts within a minute: see the dashboard."),
+        { n: metrics.feedback_pool }, true);
+    }
+    if (metrics && metrics.retrain_threshold > 0) {
+      return N.interpolate(
+        N.gettext("Import finished. No model can pre-annotate this project yet: annotate the review queue (a diverse first batch); the first training run starts after %(n)s more validated train documents, or from the dashboard now."),
+        { n: metrics.retrain_threshold - metrics.new_since_last_run }, true);
     }
     return N.gettext("Import finished. No model can pre-annotate this project yet: annotate the review queue (a diverse first batch) and the eval set (Documents page), and the first training run makes one.");
   }
