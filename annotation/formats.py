@@ -605,6 +605,37 @@ class LabelStudio(Format):
 
 FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (Cluener(), Conll(), Jsonl(), LabelStudio())}
 
+
+class PlainText(Format):
+    """Upload only (not in FORMATS: nothing is exported as bare text): a raw corpus, as
+    Label Studio and Prodigy take one, for the unlabelled pool."""
+
+    name = "text"
+    description = "plain text: one document per non-blank line, no spans (upload only)"
+    extensions = (".txt",)
+    example = "张三在北京工作。\n\n李四去了上海。\n"
+
+    def read(self, lines, source, scheme, strict):
+        for _number, line in lines:
+            text = line.strip()
+            if text:
+                yield Example(text, [])
+
+
+PLAIN_TEXT = PlainText()
+UPLOAD_FORMATS = sorted([*FORMATS, PLAIN_TEXT.name])
+_TAG = re.compile(r"^(O|[BIMESL][-_]\S+)$")
+
+
+def looks_like_conll(head: Iterable[str]) -> bool:
+    """Whether most non-blank lines are a token and a tag (extra columns allowed)."""
+    lines = [line.split() for line in head if line.strip()]
+    if not lines:
+        return True
+    tagged = sum(len(fields) >= 2 and any(_TAG.match(f) for f in fields[1:]) for fields in lines)
+    return tagged >= 0.8 * len(lines)
+
+
 _CONLL_SUFFIXES = Conll.extensions
 _JSON_SUFFIXES = (".json", ".jsonl")
 
@@ -612,6 +643,8 @@ _JSON_SUFFIXES = (".json", ".jsonl")
 def get_format(name: str | Format) -> Format:
     if isinstance(name, Format):
         return name
+    if name == PLAIN_TEXT.name:
+        return PLAIN_TEXT
     try:
         return FORMATS[name]
     except (KeyError, TypeError):
@@ -640,6 +673,8 @@ def guess_format(filename: str, head: Iterable[str]) -> str:
     ``GUESS_RECORDS`` records has ``entities``, else ``cluener`` when one has a ``label``
     object: the first record alone may have no spans at all."""
     suffix = Path(filename).suffix.lower()
+    if suffix == ".txt" and not looks_like_conll(head):
+        return PLAIN_TEXT.name
     if suffix in _CONLL_SUFFIXES:
         return "conll"
     if suffix not in _JSON_SUFFIXES:

@@ -23,9 +23,9 @@ from nerloop.parsers import string_problem, unstorable
 from nerloop.tasks import ensure_broker
 
 from .formats import (
-    FORMATS,
     SOURCE_KEY,
     SPLIT_KEY,
+    UPLOAD_FORMATS,
     FormatError,
     guess_format,
     head_lines,
@@ -171,8 +171,9 @@ def entries_from_upload(
         if not fmt:
             upload.seek(0)
             fmt = guess_format(name, head_lines(upload))
-        if fmt not in FORMATS:
-            raise FormatError(name, None, f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+        if fmt not in UPLOAD_FORMATS:
+            known = ", ".join(UPLOAD_FORMATS)
+            raise FormatError(name, None, f"unknown format {fmt!r}; known: {known}")
         upload.seek(0)
         located = iter_located(fmt, _utf8_lines(upload.file), name, scheme, strict=strict)
         entries = [

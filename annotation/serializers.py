@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from learner.selection import STRATEGIES
 
-from .formats import FORMATS
+from .formats import UPLOAD_FORMATS
 from .importing import GOLD_MODES
 from .models import Annotation, Document, Project, ProjectMembership, Role, normalize_labels
 from .tags import SCHEMES
@@ -222,7 +222,12 @@ class BulkCreateSerializer(serializers.Serializer):
 
 class UploadSerializer(serializers.Serializer):
     file = serializers.FileField()
-    format = serializers.ChoiceField(choices=sorted(FORMATS), required=False, allow_blank=True)
+    format = serializers.ChoiceField(
+        choices=UPLOAD_FORMATS,
+        required=False,
+        allow_blank=True,
+        help_text="text: one document per line (no spans); guessed from the file when absent",
+    )
     scheme = serializers.ChoiceField(
         choices=SCHEMES, required=False, allow_blank=True, help_text="bio, bioes or bmes, any case"
     )

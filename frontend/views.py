@@ -33,6 +33,15 @@ def _formats() -> dict:
     return {"formats": formats, "schemes": SCHEMES, "gold_modes": GOLD_MODES}
 
 
+def _upload_formats() -> dict:
+    """The export formats, and plain text (one document per line), which only imports."""
+    from annotation.formats import PLAIN_TEXT
+
+    choices = _formats()
+    choices["formats"] = sorted([*choices["formats"], (PLAIN_TEXT.name, _(PLAIN_TEXT.description))])
+    return choices
+
+
 def _settings_choices() -> dict:
     from annotation.models import Role
     from learner.selection import STRATEGIES
@@ -53,5 +62,5 @@ workspace = _page("workspace.html", "workspace")
 documents = _page("documents.html", "documents", _statuses)
 dashboard = _page("dashboard.html", "dashboard")
 project_settings = _page("settings.html", "settings", _settings_choices)
-import_page = _page("import.html", "import", _formats)
+import_page = _page("import.html", "import", _upload_formats)
 export_page = _page("export.html", "export", _formats)

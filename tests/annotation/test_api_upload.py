@@ -383,3 +383,16 @@ def test_bulk_create_skips_duplicates_and_gives_ids_of_what_it_stored(world):
     answer = api.post(url, body, format="json").json()
     assert (answer["documents"], answer["duplicates"], answer["skipped"]) == (1, 1, 1)
     assert [Document.objects.get(pk=pk).text for pk in answer["ids"]] == ["新的句子"]
+
+
+def test_upload_of_plain_text_makes_one_document_per_line(world):
+    content = "很开心能加入CCM，和大家一起。\n\n  张三在北京工作。  \r\n李四去了上海\n"
+    body = upload(world, "admin", content, "raw.txt").json()  # guessed: not token + tag lines
+    assert (body["documents"], body["annotated"]) == (3, 0)
+    texts = list(Document.objects.filter(project=world.project).values_list("text", flat=True))
+    assert sorted(texts) == sorted(["很开心能加入CCM，和大家一起。", "张三在北京工作。", "李四去了上海"])
+    # a .txt of token/tag lines is still CoNLL
+    conll = upload(world, "admin", CONLL, "tagged.txt").json()
+    assert conll["annotated"] == 2
+    named = upload(world, "admin", "一行\n", "anything.dat", format="text")
+    assert named.status_code == 201 and named.json()["documents"] == 1
