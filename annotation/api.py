@@ -205,6 +205,7 @@ class DocumentListView(generics.ListAPIView):
             entries,
             data["extend_labels"],
             skip_duplicates=data["skip_duplicates"],
+            drop_unknown_labels=data["drop_unknown_labels"],
         )
         return Response(ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
@@ -281,6 +282,7 @@ class DocumentUploadView(APIView):
             data["extend_labels"],
             return_ids=False,
             skip_duplicates=data["skip_duplicates"],
+            drop_unknown_labels=data["drop_unknown_labels"],
         )
         body = ImportResultSerializer(result).data
         body.pop("ids")  # a file may hold a million documents: list them with GET documents

@@ -84,6 +84,7 @@ class ImportResult:
     duplicates: int = 0  # entries whose text the project already had
     duplicates_other_split: int = 0  # of those, texts the project has in the other split
     skipped: int = 0  # duplicates not stored (skip_duplicates)
+    spans_dropped: int = 0  # spans of labels outside the schema left out (drop_unknown_labels)
 
 
 class ImportRejected(CodedAPIException):
@@ -278,12 +279,27 @@ def count_duplicates(project: Project, entries: list[Entry]) -> tuple[list[bool]
     return repeated, other_split
 
 
+def _without_unknown_labels(entries: list[Entry], labels: list[str]) -> tuple[list[Entry], int]:
+    """The entries with only the spans of ``labels`` (a corpus imported for some of its
+    types), and how many spans were left out."""
+    known = set(labels)
+    kept: list[Entry] = []
+    dropped = 0
+    for entry in entries:
+        spans = [span for span in entry.example.spans if span.label in known]
+        dropped += len(entry.example.spans) - len(spans)
+        example = entry.example
+        kept.append(replace(entry, example=Example(example.text, spans, example.meta)))
+    return kept, dropped
+
+
 def import_entries(
     project: Project,
     entries: list[Entry],
     extend_labels: bool = False,
     return_ids=True,
     skip_duplicates: bool = False,
+    drop_unknown_labels: bool = False,
 ) -> ImportResult:
     """Store checked entries in one transaction and queue their prediction after commit.
     Imported answers have no annotator: they are nobody's work today (progress, activity),
@@ -301,6 +317,8 @@ def import_entries(
         if skip_duplicates and result.duplicates:
             entries = [entry for entry, seen in zip(entries, repeated, strict=True) if not seen]
             result.skipped = result.duplicates
+        if drop_unknown_labels and not extend_labels:
+            entries, result.spans_dropped = _without_unknown_labels(entries, locked.label_names())
         result.labels_added = check_entries(locked, entries, extend_labels)
         new_labels = result.labels_added
         ensure_broker()

@@ -218,6 +218,11 @@ class BulkCreateSerializer(serializers.Serializer):
         help_text="true: documents whose text the project already has are not stored "
         "(counted in duplicates and skipped either way)",
     )
+    drop_unknown_labels = serializers.BooleanField(
+        default=False,
+        help_text="true: spans of labels the project does not have are left out (a corpus "
+        "imported for some of its types); extend_labels adds them instead",
+    )
 
 
 class UploadSerializer(serializers.Serializer):
@@ -256,6 +261,11 @@ class UploadSerializer(serializers.Serializer):
         help_text="true: documents whose text the project already has are not stored "
         "(counted in duplicates and skipped either way)",
     )
+    drop_unknown_labels = serializers.BooleanField(
+        default=False,
+        help_text="true: spans of labels the project does not have are left out (a corpus "
+        "imported for some of its types); extend_labels adds them instead",
+    )
 
 
 class ImportResultSerializer(serializers.Serializer):
@@ -270,6 +280,9 @@ class ImportResultSerializer(serializers.Serializer):
         "a model would be scored on what it trained on"
     )
     skipped = serializers.IntegerField(help_text="duplicates not stored (skip_duplicates)")
+    spans_dropped = serializers.IntegerField(
+        help_text="spans left out for a label the project does not have (drop_unknown_labels)"
+    )
     ids = serializers.ListField(
         child=serializers.IntegerField(),
         required=False,

@@ -390,9 +390,26 @@ def test_upload_of_plain_text_makes_one_document_per_line(world):
     body = upload(world, "admin", content, "raw.txt").json()  # guessed: not token + tag lines
     assert (body["documents"], body["annotated"]) == (3, 0)
     texts = list(Document.objects.filter(project=world.project).values_list("text", flat=True))
-    assert sorted(texts) == sorted(["很开心能加入CCM，和大家一起。", "张三在北京工作。", "李四去了上海"])
+    assert sorted(texts) == sorted(
+        ["很开心能加入CCM，和大家一起。", "张三在北京工作。", "李四去了上海"]
+    )
     # a .txt of token/tag lines is still CoNLL
     conll = upload(world, "admin", CONLL, "tagged.txt").json()
     assert conll["annotated"] == 2
     named = upload(world, "admin", "一行\n", "anything.dat", format="text")
     assert named.status_code == 201 and named.json()["documents"] == 1
+
+
+def test_upload_can_leave_out_spans_of_other_labels(world):
+    content = (
+        '{"text": "张三在玩王者荣耀", "label": {"PER": {"张三": [[0, 1]]}, "game": {"王者荣耀": [[4, 7]]}}}\n'
+        '{"text": "英雄联盟很火", "label": {"game": {"英雄联盟": [[0, 3]]}}}\n'
+    )
+    refused = upload(world, "admin", content, "c.json")
+    assert refused.status_code == 400 and "is not in the schema" in json.dumps(refused.json())
+    body = upload(world, "admin", content, "c.json", drop_unknown_labels="true").json()
+    assert (body["documents"], body["annotated"], body["spans_dropped"]) == (2, 2, 2)
+    assert world.project.label_names() == ["PER", "LOC", "ORG"]  # nothing added
+    spans = {a.document.text: a.spans for a in Annotation.objects.select_related("document")}
+    assert spans["张三在玩王者荣耀"] == [{"start": 0, "end": 2, "label": "PER"}]
+    assert spans["英雄联盟很火"] == []  # annotated: no entity of the project's types

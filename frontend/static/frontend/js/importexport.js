@@ -48,6 +48,7 @@
       body.append("extend_labels", $("f-extend_labels").checked ? "true" : "false");
       body.append("strict", $("f-repair").checked ? "false" : "true");
       body.append("skip_duplicates", $("f-skip_duplicates").checked ? "true" : "false");
+      body.append("drop_unknown_labels", $("f-drop_unknown_labels").checked ? "true" : "false");
       $("btn-upload").disabled = true;
       say("import-status", N.gettext("Uploading…"));
       try {
@@ -73,6 +74,10 @@
           }
           duplicates.textContent = text;
         }
+        $("r-dropped").hidden = !result.spans_dropped;
+        $("r-dropped").textContent = result.spans_dropped
+          ? N.interpolate(N.gettext("Left out %(n)s spans of labels the project does not have."), { n: result.spans_dropped }, true)
+          : "";
         $("import-result").hidden = false;
         say("import-status", await nextStep(), "ok");
       } catch (err) {
@@ -80,7 +85,7 @@
         let message = N.describeError(err);
         if (err.code === "E103" && /is not in the schema/.test(JSON.stringify(err.detail || ""))) {
           const gap = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
-          message += gap + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”.");
+          message += gap + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”; to import only the project's, tick “Leave out spans of labels the project does not have”.");
         }
         say("import-status", message, "error");
       } finally {
