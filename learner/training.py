@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from annotation.spans import Example, Span
 from annotation.tags import spans_to_tags, tags_to_spans
+from inference.engine import trimmed_entities
 from inference.features import (
     MAX_WORD_LEN,
     Featurizer,
@@ -229,7 +230,9 @@ class TrainedModel:
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[list[Span]]:
-        """Spans per text: torch eager emissions and the torch Viterbi."""
+        """Spans per text: torch eager emissions and the torch Viterbi, trimmed as the serving
+        engine trims them (``inference.engine.trimmed_entities``), so that both mean the
+        same by an entity."""
         self.model.eval()
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out: list[list[Span]] = [[] for _ in texts]
@@ -237,7 +240,9 @@ class TrainedModel:
             chunk = order[lo : lo + batch_size]
             paths = self.model.decode(self.tensors([texts[i] for i in chunk]))
             for i, path in zip(chunk, paths, strict=True):
-                out[i] = tags_to_spans([self.tags[t] for t in path], "bioes", strict=False)
+                spans = tags_to_spans([self.tags[t] for t in path], "bioes", strict=False)
+                trimmed = trimmed_entities(texts[i], [(*span, 1.0) for span in spans])
+                out[i] = [Span(e.start, e.end, e.label) for e in trimmed]
         return out
 
     def save(self, folder: str | os.PathLike) -> Path:
