@@ -718,3 +718,27 @@ def test_workspace_fits_a_phone_without_scrolling_sideways(
     page.wait_for_selector("#span-menu:not([hidden])")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     shot(page, f"workspace-phone-{language}")
+
+
+def test_workspace_gives_a_finger_targets_it_can_hit(browser, live_server, world, model):
+    """On a touch screen (coarse pointer) the span list's delete buttons and the labels are
+    44 px high at least."""
+    queue_document(
+        world.project,
+        model,
+        "王小明在上海工作。",
+        [{"start": 4, "end": 6, "label": "LOC", "score": 0.9}],
+        0.9,
+    )
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        open_workspace(page, live_server, world)
+        assert page.evaluate("matchMedia('(pointer: coarse)').matches")
+        for selector in ("#span-list button", "#label-bar .label-btn", "#btn-submit"):
+            box = page.locator(selector).first.bounding_box()
+            assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
+    finally:
+        context.close()
