@@ -742,3 +742,30 @@ def test_workspace_gives_a_finger_targets_it_can_hit(browser, live_server, world
             assert box["height"] >= 44 and box["width"] >= 44, (selector, box)
     finally:
         context.close()
+
+
+def test_workspace_saves_a_draft_that_opens_again_with_its_spans(page, live_server, world, model):
+    doc = queue_document(world.project, model, "王小明在上海工作。", [], 0.9)
+    open_workspace(page, live_server, world)
+    drag_select(page, "王小明")
+    page.keyboard.press("1")
+    page.click("#btn-draft")
+    page.wait_for_function("document.getElementById('ws-status').textContent.includes('草稿')")
+    wait_for(lambda: Annotation.objects.filter(document=doc).exists())
+    annotation = Annotation.objects.get(document=doc)
+    assert not annotation.validated and stored_spans(doc) == [(0, 3, "PER")]
+    assert Document.objects.get(pk=doc.pk).status == Document.Status.ANNOTATED
+    # not handed straight back to its author; another annotator gets it with its spans
+    page.wait_for_selector("#empty-import, #doc-empty:not([hidden])")
+    other = make_user_in(world, "annotator2")
+    page.context.clear_cookies()  # logged out
+    open_workspace(page, live_server, world, username=other.username)
+    page.wait_for_selector(f"#doc-view[data-doc-id='{doc.pk}'] mark.ent[data-label='PER']")
+
+
+def make_user_in(world, username: str):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(username=username)
+    world.project.add_member(user, "annotator")
+    return user

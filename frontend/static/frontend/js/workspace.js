@@ -814,7 +814,7 @@
 
   /** The buttons that act on a document do nothing without one: say so by disabling them. */
   function enableActions() {
-    for (const id of ["btn-submit", "btn-skip", "btn-accept-above"]) {
+    for (const id of ["btn-submit", "btn-skip", "btn-draft", "btn-accept-above"]) {
       $(id).disabled = !state.item || (id === "btn-submit" && state.submitting);
     }
   }
@@ -972,7 +972,14 @@
     refreshProgress();
   }
 
-  async function submit() {
+  /** Save what is on screen as a draft (not validated: it trains nothing), then go on. The
+   *  document goes back to the queue for the others, where it opens with these spans; its
+   *  author finds it on the Documents page. */
+  function saveDraft() {
+    return submit({ draft: true });
+  }
+
+  async function submit({ draft = false } = {}) {
     if (!state.item) return;
     if (state.submitting) {
       N.flash(gettext("Already submitting this document: wait for the answer."), "error");
@@ -986,10 +993,15 @@
       .map((s) => ({ start: s.start, end: s.end, label: s.label }))
       .sort((a, b) => a.start - b.start);
     try {
-      await N.api.post(endpoints.submit(doc.id), { spans, revision: itemRevision(item) });
+      // set aside for this annotator first, or the queue would hand the draft straight back
+      if (draft && !documentMode) await N.api.post(endpoints.skip(doc.id), {});
+      await N.api.post(endpoints.submit(doc.id), { spans, revision: itemRevision(item), draft });
       state.undo = []; // saved: leaving the page now loses nothing
-      say(interpolate(gettext("Saved document #%(id)s."), { id: doc.id }, true), "ok");
-      if (!documentMode) {
+      const saved = draft
+        ? gettext("Saved a draft of document #%(id)s: not validated. Others get it from the queue; you find it on the Documents page.")
+        : gettext("Saved document #%(id)s.");
+      say(interpolate(saved, { id: doc.id }, true), "ok");
+      if (!documentMode && !draft) {
         // A slip noticed just after Enter: one click reopens the saved document.
         const fix = document.createElement("a");
         fix.id = "correct-last";
@@ -1034,8 +1046,9 @@
 
   // ---- start --------------------------------------------------------------------------------
 
-  $("btn-submit").addEventListener("click", submit);
+  $("btn-submit").addEventListener("click", () => submit());
   $("btn-skip").addEventListener("click", skip);
+  $("btn-draft").addEventListener("click", saveDraft);
   $("btn-undo").addEventListener("click", undo);
   $("btn-redo").addEventListener("click", redo);
   $("btn-accept-above").addEventListener("click", keepAboveThreshold);
