@@ -209,9 +209,9 @@ class ExportQuerySerializer(serializers.Serializer):
     )
 
 
-class BulkCreateSerializer(serializers.Serializer):
-    documents = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
-    split = serializers.ChoiceField(choices=Document.Split.choices, default="train")
+class ImportOptionsSerializer(serializers.Serializer):
+    """What a JSON batch and a file upload both may ask of an import."""
+
     extend_labels = serializers.BooleanField(default=False)
     skip_duplicates = serializers.BooleanField(
         default=False,
@@ -225,7 +225,12 @@ class BulkCreateSerializer(serializers.Serializer):
     )
 
 
-class UploadSerializer(serializers.Serializer):
+class BulkCreateSerializer(ImportOptionsSerializer):
+    documents = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    split = serializers.ChoiceField(choices=Document.Split.choices, default="train")
+
+
+class UploadSerializer(ImportOptionsSerializer):
     file = serializers.FileField()
     format = serializers.ChoiceField(
         choices=UPLOAD_FORMATS,
@@ -254,17 +259,6 @@ class UploadSerializer(serializers.Serializer):
     gold = serializers.ChoiceField(choices=GOLD_MODES, default="auto")
     strict = serializers.BooleanField(
         default=True, help_text="false: repair ill-formed CoNLL tag sequences instead of refusing"
-    )
-    extend_labels = serializers.BooleanField(default=False)
-    skip_duplicates = serializers.BooleanField(
-        default=False,
-        help_text="true: documents whose text the project already has are not stored "
-        "(counted in duplicates and skipped either way)",
-    )
-    drop_unknown_labels = serializers.BooleanField(
-        default=False,
-        help_text="true: spans of labels the project does not have are left out (a corpus "
-        "imported for some of its types); extend_labels adds them instead",
     )
 
 

@@ -191,22 +191,32 @@ def test_the_lockout_message_is_translated(world, three_failures):
     assert "此地址登录失败次数过多，请 10 分钟后再试。" in page.content.decode()
 
 
+TOKEN = "/api/v1/auth/token"
+
+
+def annotator_locked_out(world) -> tuple[APIClient, dict]:
+    """A client that guessed the annotator's password wrong three times (the limit), and the
+    right credentials."""
+    world.annotator.set_password("s3cret-pass")
+    world.annotator.save()
+    client = APIClient()
+    for guess in ("a", "b", "c"):
+        client.post(TOKEN, {"username": "annotator", "password": guess}, format="json")
+    return client, {"username": "annotator", "password": "s3cret-pass"}
+
+
 def test_one_persons_typos_lock_out_that_account_not_the_address(world, three_failures):
     """Behind a shared proxy or NAT everyone has one address: an intern's typos must not lock
     the admin out; guessing many accounts from one place is still stopped."""
     world.admin.set_password("admin-pass-1")
     world.admin.save()
-    client = APIClient()
-    token = "/api/v1/auth/token"
-    for guess in ("a", "b", "c"):
-        client.post(token, {"username": "annotator", "password": guess}, format="json")
-    wrong = {"username": "annotator", "password": "x"}
-    assert client.post(token, wrong, format="json").status_code == 429
+    client, annotator = annotator_locked_out(world)
+    assert client.post(TOKEN, annotator, format="json").status_code == 429
     good = {"username": "admin", "password": "admin-pass-1"}
-    assert client.post(token, good, format="json").status_code == 200
+    assert client.post(TOKEN, good, format="json").status_code == 200
     for k in range(3 * 5):  # the address itself, over many accounts
-        client.post(token, {"username": f"user{k}", "password": "x"}, format="json")
-    assert client.post(token, good, format="json").status_code == 429
+        client.post(TOKEN, {"username": f"user{k}", "password": "x"}, format="json")
+    assert client.post(TOKEN, good, format="json").status_code == 429
 
 
 def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(world, three_failures, settings):
@@ -224,16 +234,10 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(world, three_fa
 def test_unlock_logins_ends_a_lockout(world, three_failures):
     from django.core.management import call_command
 
-    world.annotator.set_password("s3cret-pass")
-    world.annotator.save()
-    client = APIClient()
-    token = "/api/v1/auth/token"
-    for guess in ("a", "b", "c"):
-        client.post(token, {"username": "annotator", "password": guess}, format="json")
-    good = {"username": "annotator", "password": "s3cret-pass"}
-    assert client.post(token, good, format="json").status_code == 429
+    client, good = annotator_locked_out(world)
+    assert client.post(TOKEN, good, format="json").status_code == 429
     call_command("unlock_logins", "127.0.0.1", "--user", "annotator")
-    assert client.post(token, good, format="json").status_code == 200
+    assert client.post(TOKEN, good, format="json").status_code == 200
 
 
 def test_without_its_cache_login_still_works(world, three_failures, monkeypatch):
