@@ -30,4 +30,18 @@ def test_pages_fit_a_400px_wide_screen(page, live_server, world):
                 .slice(0, 5).map((e) => `${e.tagName}#${e.id}.${e.className}`)"""
         )
         assert width <= 400, f"{path} is {width}px wide: {wide}"
+        # a checkbox sits beside its sentence, not alone on a line above it
+        alone = page.evaluate(
+            """() => [...document.querySelectorAll('label.row > input[type=checkbox]')]
+                .filter((box) => box.offsetParent !== null)
+                .filter((box) => {
+                    const text = document.createRange();
+                    text.selectNodeContents(box.parentElement);
+                    text.setStartAfter(box);
+                    const first = text.getClientRects()[0];
+                    const mark = box.getBoundingClientRect();
+                    return first && first.top > mark.bottom;
+                }).map((box) => box.id)"""
+        )
+        assert not alone, f"{path}: checkboxes alone on their line: {alone}"
     shot(page, "export-400px")
