@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .spans import Example, Span, SpanError, validate_spans
-from .tags import SCHEMES, TagError, detect_scheme, spans_to_tags, tags_to_spans
+from .tags import SCHEMES, TagError, detect_scheme, spans_to_tags, split_tag, tags_to_spans
 
 NESTED_KEY = "nested_spans"
 # meta a nerloop export adds to every record (annotation.exporting): the document's split, and
@@ -624,15 +624,23 @@ class PlainText(Format):
 
 PLAIN_TEXT = PlainText()
 UPLOAD_FORMATS = sorted([*FORMATS, PLAIN_TEXT.name])
-_TAG = re.compile(r"^(O|[BIMESL][-_]\S+)$")
+
+
+def _is_tag(field: str) -> bool:
+    try:
+        split_tag(field)
+    except TagError:
+        return False
+    return True
 
 
 def looks_like_conll(head: Iterable[str]) -> bool:
-    """Whether most non-blank lines are a token and a tag (extra columns allowed)."""
+    """Whether most non-blank lines are a token and a tag the CoNLL reader takes (extra
+    columns allowed)."""
     lines = [line.split() for line in head if line.strip()]
     if not lines:
         return True
-    tagged = sum(len(fields) >= 2 and any(_TAG.match(f) for f in fields[1:]) for fields in lines)
+    tagged = sum(len(fields) >= 2 and any(map(_is_tag, fields[1:])) for fields in lines)
     return tagged >= 0.8 * len(lines)
 
 

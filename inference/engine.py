@@ -121,9 +121,9 @@ def _edge(char: str, wrong_brackets: set[str]) -> bool:
 
 def trimmed_entities(text: str, spans) -> list[Entity]:
     """Entities of ``(start, end, label, score)`` spans, trimmed of blanks, symbols, emoji,
-    clause punctuation and misplaced brackets at their edges. A model that saw few such characters in training may reach over them
-    (" 张伟", "😀李", half of a flag); a mention never starts or ends with one. A span of
-    nothing else is dropped."""
+    clause punctuation and misplaced brackets at their edges. A model that saw few such
+    characters in training may reach over them (" 张伟", "😀李", half of a flag, "李华："); a
+    mention never starts or ends with one. A span of nothing else is dropped."""
     entities = []
     for start, end, label, score in spans:
         while start < end and _edge(text[start], _CLOSING):
