@@ -21,6 +21,12 @@ DEFAULT_STRATEGY = "entropy_kmeans"
 CANDIDATE_FACTOR = 5
 # Cold start clusters at most this many texts, a uniform sample of a larger pool.
 COLD_START_SAMPLE = 20_000
+# Information density: a sentence's mean cosine similarity to its nearest neighbours among at
+# most DENSITY_SAMPLE sentences of the pool (an evenly spaced sample of a larger one).
+DENSITY_NEIGHBOURS = 20
+DENSITY_SAMPLE = 10_000
+# ``entropy_kmeans`` weighs by density this many times its candidates, the most uncertain.
+DENSITY_FACTOR = 4
 # The engine's uncertainty keys; ``mnlp`` is a log probability (higher = surer) and is negated.
 UNCERTAINTY_KEYS = ("mean_entropy", "max_entropy", "least_confidence", "mnlp")
 
@@ -183,23 +189,68 @@ register("mnlp")(_uncertainty_strategy("mnlp"))
 @register("entropy_kmeans")
 def entropy_kmeans(pool: Pool, budget: Budget, rng: np.random.Generator) -> np.ndarray:
     """Top-uncertainty candidates clustered on the sentence embeddings; the most uncertain
-    of each cluster first, so a batch is not twenty near-copies of one sentence."""
+    of each cluster first, so a batch is not twenty near-copies of one sentence.
+
+    Uncertainty is the mean token entropy weighted by information density (Settles & Craven,
+    "An analysis of active learning strategies for sequence labeling tasks", 2008): an odd
+    sentence unlike the rest of the pool teaches the model less than an uncertain one with
+    many neighbours, whose lesson carries over to them."""
     if not pool.has_model:
         return cold_start(pool, budget, rng)
     scores = pool.uncertainty["mean_entropy"]
-    ranked = _by_score(scores, rng)
     if pool.embeddings is None:
-        return ranked
+        return _by_score(scores, rng)
+    # Density re-ranks the most uncertain (DENSITY_FACTOR times the candidates it can yield,
+    # at most DENSITY_SAMPLE); the rest follow by plain uncertainty.
+    by_entropy = np.argsort(-scores, kind="stable")
+    reach = DENSITY_FACTOR * CANDIDATE_FACTOR * expected_count(by_entropy, pool.lengths, budget)
+    reach = min(reach, DENSITY_SAMPLE)
+    top, rest = by_entropy[:reach], by_entropy[reach:]
+    weighted = scores[top] * density(pool.embeddings, rows=top)
+    ranked = np.concatenate([top[_by_score(weighted, rng)], rest])
     wanted = expected_count(ranked, pool.lengths, budget)
     candidates = ranked[: min(len(ranked), CANDIDATE_FACTOR * wanted)]
     vectors = _normalise(pool.embeddings[candidates])
     labels = _cluster(vectors, min(wanted, len(candidates)), rng)
-    # candidates are already in descending uncertainty, so within each cluster the first
-    # member is its most uncertain one.
+    # candidates are already in descending (weighted) uncertainty, so within each cluster the
+    # first member is its most uncertain one.
     head = _round_robin(candidates, labels, cluster_order=None)
     chosen = np.zeros(len(pool), dtype=bool)
     chosen[head] = True
     return np.concatenate([head, ranked[~chosen[ranked]]])
+
+
+def density(
+    embeddings: np.ndarray, rows: np.ndarray | None = None, neighbours: int = DENSITY_NEIGHBOURS
+) -> np.ndarray:
+    """The mean cosine similarity of each of ``rows`` (default: all) to its ``neighbours``
+    nearest rows of ``embeddings`` (itself left out), centred on their mean (raw LSTM states
+    all point much the same way). Neighbours are looked for among an evenly spaced sample of
+    at most DENSITY_SAMPLE rows. Floored at a small positive number, so weighted scores keep
+    the order of the uncertainty among equally isolated sentences."""
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    count = len(vectors)
+    rows = np.arange(count) if rows is None else np.asarray(rows, dtype=np.int64)
+    if count < 2:
+        return np.ones(len(rows))
+    vectors = _normalise(vectors - vectors.mean(axis=0))
+    if count > DENSITY_SAMPLE:
+        reference = np.linspace(0, count - 1, DENSITY_SAMPLE).astype(np.int64)
+    else:
+        reference = np.arange(count)
+    in_reference = np.zeros(count, dtype=bool)
+    in_reference[reference] = True
+    known = vectors[reference].T
+    k = min(neighbours, len(reference) - 1)
+    result = np.empty(len(rows))
+    for lo in range(0, len(rows), 2000):
+        chunk = rows[lo : lo + 2000]
+        top = np.partition(vectors[chunk] @ known, -(k + 1), axis=1)[:, -(k + 1) :]
+        # a row of the sample finds itself (similarity 1) among its nearest: leave that out;
+        # any other row leaves out its (k+1)-th nearest instead
+        drop = np.where(in_reference[chunk], top.max(axis=1), top.min(axis=1))
+        result[lo : lo + 2000] = (top.sum(axis=1) - drop) / k
+    return np.clip(result, 1e-3, None)
 
 
 def cold_start(pool: Pool, budget: Budget, rng: np.random.Generator) -> np.ndarray:

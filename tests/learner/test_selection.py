@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from learner import selection
-from learner.selection import Budget, Pool, select, take, uncertainty_arrays
+from learner.selection import Budget, Pool, density, select, take, uncertainty_arrays
 
 
 def make_pool(n=60, dim=8, seed=0, texts=None):
@@ -98,14 +98,14 @@ def test_selection_uncertainty_arrays_negate_mnlp_log_probability():
 
 
 def test_selection_entropy_kmeans_spreads_over_clusters():
-    # Two tight groups: the 6 most uncertain sentences are near-copies in group A, group B is a
-    # bit less uncertain. Plain entropy takes only A; entropy_kmeans must reach into B.
+    # Six tight groups of six, equally dense: the 6 most uncertain sentences are near-copies
+    # in group 0, group 1 is a bit less uncertain. Plain entropy takes only group 0;
+    # entropy_kmeans must reach into group 1.
     rng = np.random.default_rng(0)
-    n = 40
-    group = np.array([0] * 6 + [1] * 34)
-    embeddings = np.where(group[:, None] == 0, 10.0, -10.0) * np.ones((n, 4))
-    embeddings = embeddings + rng.normal(scale=0.01, size=(n, 4))
-    entropy = np.where(group == 0, 0.9, 0.5) + rng.random(n) * 0.01
+    group = np.repeat(np.arange(6), 6)
+    n = len(group)
+    embeddings = 10.0 * np.eye(6)[group] + rng.normal(scale=0.01, size=(n, 6))
+    entropy = np.array([0.9, 0.5, 0.3, 0.2, 0.1, 0.05])[group] + rng.random(n) * 0.01
     pool = Pool(
         ids=np.arange(n),
         lengths=np.full(n, 10),
@@ -120,6 +120,48 @@ def test_selection_entropy_kmeans_spreads_over_clusters():
     for g in (0, 1):
         members = np.flatnonzero(group == g)
         assert members[np.argmax(entropy[members])] in diverse.tolist()
+
+
+def test_density_is_low_for_an_outlier():
+    rng = np.random.default_rng(1)
+    crowd = rng.normal(size=(200, 8)) * 0.3 + np.array([3.0, 0, 0, 0, 0, 0, 0, 0])
+    second = rng.normal(size=(200, 8)) * 0.3 + np.array([0, 3.0, 0, 0, 0, 0, 0, 0])
+    outlier = np.array([[0, 0, 0, 0, 0, 0, 0, -9.0]])
+    values = density(np.vstack([crowd, second, outlier]))
+    assert values.shape == (401,)
+    assert values[-1] < values[:400].min()
+    assert (values > 0).all()
+
+
+def test_density_of_a_large_pool_uses_a_sample(monkeypatch):
+    # beyond DENSITY_SAMPLE rows, neighbours come from an evenly spaced sample; rows of the
+    # sample leave themselves out and the others do not, so both kinds score alike
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(4, 8)) * 3
+    vectors = centres[np.arange(1000) % 4] + rng.normal(size=(1000, 8)) * 0.3
+    full = density(vectors)
+    monkeypatch.setattr(selection, "DENSITY_SAMPLE", 400)
+    sampled = density(vectors)
+    assert np.corrcoef(full, sampled)[0, 1] > 0.8
+
+
+def test_entropy_kmeans_prefers_an_uncertain_crowd_to_an_odd_sentence():
+    # one sentence unlike all others is the most uncertain; the crowd's most uncertain member
+    # (a little less so) is what entropy_kmeans takes first, plain entropy takes the outlier
+    rng = np.random.default_rng(3)
+    crowd = rng.normal(size=(60, 8)) * 0.2 + np.array([2.0, 1, 0, 0, 0, 0, 0, 0])
+    others = rng.normal(size=(60, 8)) * 0.2 + np.array([0, 1.0, 2, 0, 0, 0, 0, 0])
+    embeddings = np.vstack([crowd, others, [[0, 0, 0, 0, 0, 0, 0, -9.0]]])
+    entropy = np.concatenate([0.5 + rng.random(60) * 0.1, 0.1 + rng.random(60) * 0.1, [0.7]])
+    pool = Pool(
+        ids=np.arange(121),
+        lengths=np.full(121, 10),
+        uncertainty={"mean_entropy": entropy},
+        embeddings=embeddings,
+    )
+    assert select("entropy", pool, Budget(1)).tolist() == [120]
+    first = select("entropy_kmeans", pool, Budget(1)).tolist()
+    assert first != [120] and first[0] < 60
 
 
 def test_selection_cold_start_covers_the_corpus_variety():
