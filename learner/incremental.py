@@ -2,6 +2,8 @@
 
 - ``replay_mix``: a warm-started round fine-tunes on the new batch plus replayed old labels,
   the new part at most ``new_share`` of the set, so the model does not forget what it knew.
+- ``stopping_split``: the platform's retraining stops early on a tenth of the train split, held
+  out of training, so the eval split that scores a model (and the gate) never chose its epoch.
 - ``oversample``: a seed set of fifty sentences is two batches; with a dev evaluation after
   every epoch, early stopping would judge the model after a handful of updates (and training
   time would go to evaluation). Repeating a small set to a minimum epoch size fixes both.
@@ -15,6 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 
 MIN_EPOCH_SENTENCES = 600
+STOP_SHARE = 0.1  # of the train examples, held out for early stopping
+STOP_MAX = 500
+STOP_MIN_TRAIN = 20  # below this, nothing is held out (early stopping uses the eval split)
 
 
 def replay_mix(
@@ -36,3 +41,17 @@ def oversample(examples: Sequence, minimum: int = MIN_EPOCH_SENTENCES) -> list:
     if not examples or len(examples) >= minimum:
         return examples
     return examples * math.ceil(minimum / len(examples))
+
+
+def stopping_split(examples: Sequence, seed: int) -> tuple[list, list]:
+    """``(fit, stop)``: a random tenth of ``examples`` (at least 2, at most STOP_MAX) held out
+    for early stopping, the rest to train on; ``stop`` is empty under STOP_MIN_TRAIN."""
+    examples = list(examples)
+    if len(examples) < STOP_MIN_TRAIN:
+        return examples, []
+    count = min(STOP_MAX, max(2, round(len(examples) * STOP_SHARE)))
+    held = np.zeros(len(examples), dtype=bool)
+    held[np.random.default_rng(seed).choice(len(examples), size=count, replace=False)] = True
+    fit = [example for example, out in zip(examples, held, strict=True) if not out]
+    stop = [example for example, out in zip(examples, held, strict=True) if out]
+    return fit, stop

@@ -313,6 +313,9 @@ def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_proje
     assert {"train_seconds", "export_seconds", "total_seconds"} <= set(timings)
     assert first.metrics["warm_start"] is False
     assert "epoch" in run.log and run.heartbeat is not None
+    # early stopping chose the epoch on train sentences held out, not on the eval split
+    assert first.metrics["stop_sentences"] == 6
+    assert "early stopping on 6 train sentences held out of training" in run.log
     assert retraining.feedback_pool(project).count() == 0
 
     # a second run warm-starts from the active model; a gate demanding +1.0 F1 refuses it

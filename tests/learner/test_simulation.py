@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from annotation.formats import write_file
 from learner import simulation
-from learner.incremental import oversample, replay_mix
+from learner.incremental import oversample, replay_mix, stopping_split
 
 from .loop_fixtures import resume_examples
 
@@ -103,6 +103,18 @@ def test_simulation_oversample_repeats_small_sets_only():
     assert oversample([1, 2, 3], minimum=7) == [1, 2, 3] * 3
     assert oversample(list(range(10)), minimum=7) == list(range(10))
     assert oversample([], minimum=7) == []
+
+
+def test_retraining_stopping_split_holds_out_a_tenth_of_the_train_examples():
+    examples = list(range(300))
+    fit, stop = stopping_split(examples, seed=1)
+    assert len(stop) == 30 and len(fit) == 270
+    assert sorted(fit + stop) == examples
+    assert stopping_split(examples, seed=1) == (fit, stop)  # reproducible for a seed
+    assert stopping_split(examples, seed=2)[1] != stop
+    assert len(stopping_split(list(range(20_000)), seed=1)[1]) == 500
+    assert len(stopping_split(list(range(25)), seed=1)[1]) == 2
+    assert stopping_split(list(range(19)), seed=1) == (list(range(19)), [])
 
 
 def test_simulate_al_command_needs_data():
