@@ -156,6 +156,15 @@ def test_import_and_export_pages(page, live_server, world):
         "服务器拒绝了此操作：无法导入这些文档: bad.jsonl line 1: invalid JSON"
     ), said
     assert "problems" not in said and "document: 0" not in said  # words, not a dump
+    # an empty file: the reason is said, not left out after the colon
+    page.set_input_files(
+        "#f-file", {"name": "empty.jsonl", "mimeType": "application/json", "buffer": b""}
+    )
+    page.click("#btn-upload")
+    page.wait_for_function(
+        "document.getElementById('import-status').textContent.includes('空文件')"
+    )
+    assert page.inner_text("#import-status").startswith("服务器拒绝了此操作：file: ")
     # several bad documents: the first, and how many more
     lines = "\n".join(
         json.dumps({"text": "好", "entities": [{"start": 0, "end": 1, "label": name}]})

@@ -196,11 +196,11 @@
       }, true);
     }
     const detail = detailText(err.detail);
-    // a validation error without a catalogue code: its detail names the field as the form does
-    const title = CODE_TITLES[err.code] || (detail ? "" : err.message);
-    const said = [title, detail && detail !== err.message ? detail : ""]
-      .filter(Boolean)
-      .join(": ");
+    // A catalogue code has its title, and the detail when it says more than the message; a
+    // validation error without one says its detail (it names the field as the form does).
+    const title = CODE_TITLES[err.code] || "";
+    const reason = title ? (detail !== err.message ? detail : "") : detail || err.message;
+    const said = [title, reason].filter(Boolean).join(": ");
     if (err.code === "not_authenticated" || err.status === 401) {
       return gettext("Your session has ended. Log in again (in another tab to keep this page).");
     }
