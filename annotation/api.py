@@ -118,6 +118,8 @@ class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
     """Read a project (any member); change its name, labels or settings, or delete it with
     everything in it (admins; 409 E108 while a training run is queued or running)."""
 
+    error_statuses = {"DELETE": ("409",)}  # E108 while training
+
     serializer_class = ProjectSerializer
 
     def get_permissions(self):
@@ -137,6 +139,8 @@ class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
 
 class MemberListView(generics.ListCreateAPIView):
     """Who works on the project; POST adds a user or changes their role (admins)."""
+
+    error_statuses = {"POST": ("409",)}  # E107: demoting the last admin
 
     serializer_class = MemberSerializer
     permission_classes = [IsProjectAdmin]
@@ -162,6 +166,8 @@ class MemberListView(generics.ListCreateAPIView):
 class MemberDetailView(APIView):
     """DELETE takes a user off the project (admins); E107 for its last admin."""
 
+    error_statuses = {"DELETE": ("409",)}  # E107: removing the last admin
+
     permission_classes = [IsProjectAdmin]
 
     @extend_schema(request=None, responses={204: None})
@@ -175,6 +181,8 @@ class MemberDetailView(APIView):
 class DocumentListView(generics.ListAPIView):
     """List documents with filters (annotators, admins); POST a JSON batch (admins); DELETE
     the documents the same filters list (admins; at least one filter)."""
+
+    error_statuses = {"GET": ("400",), "DELETE": ("400",)}  # a refused filter
 
     serializer_class = DocumentListSerializer
 
@@ -308,6 +316,8 @@ class DocumentDetailView(generics.RetrieveDestroyAPIView):
 class AnnotationView(APIView):
     """GET the document's annotation; POST spans with the revision they were made on."""
 
+    error_statuses = {"POST": ("409",)}  # E102: a stale revision
+
     permission_classes = [IsProjectAnnotator]
 
     def document(self, document_id) -> Document:
@@ -374,6 +384,8 @@ class QueueNextView(APIView):
 class QueueActionView(APIView):
     """Skip (never offer it to me again) or release (give it back) my current item."""
 
+    error_statuses = {"POST": ("409",)}  # E105: not yours
+
     permission_classes = [IsProjectAnnotator]
     queue_action = ""  # a Document method: "skip" or "release"
 
@@ -395,6 +407,8 @@ class _StreamWhateverIsAccepted(DefaultContentNegotiation):
 class ExportView(APIView):
     """Stream the project as a file: ``?split=train|eval``, ``?annotated=1`` to filter;
     ``?predictions=1`` fills documents without an annotation with the model's latest spans."""
+
+    error_statuses = {"GET": ("400",)}  # a refused query string
 
     permission_classes = [IsProjectAdmin]
     content_negotiation_class = _StreamWhateverIsAccepted

@@ -66,6 +66,23 @@ def test_schema_lists_the_error_body_and_who_needs_no_login(world):
     assert "400" not in listing["responses"] and "404" not in listing["responses"]
     body = schema["components"]["schemas"]["ErrorBody"]["properties"]
     assert set(body) == {"code", "message", "detail"}
+    assert "E102 stale revision" in body["code"]["description"]
+    assert "not_authenticated" in body["code"]["description"]
+    # the conflicts and refused query strings a client must handle are declared
+    paths = schema["paths"]
+    declared = {
+        ("/api/v1/projects/{project_id}/documents/{document_id}/annotation", "post"): "409",
+        ("/api/v1/projects/{project_id}/queue/{document_id}/skip", "post"): "409",
+        ("/api/v1/projects/{project_id}/members/{username}", "delete"): "409",
+        ("/api/v1/projects/{project_id}", "delete"): "409",
+        ("/api/v1/projects/{project_id}/members", "post"): "409",
+        ("/api/v1/projects/{project_id}/documents", "get"): "400",
+        ("/api/v1/projects/{project_id}/documents", "delete"): "400",
+        ("/api/v1/projects/{project_id}/versions/{version_id}/activate", "post"): "409",
+    }
+    for (path, method), status in declared.items():
+        assert status in paths[path][method]["responses"], (path, method)
+    assert "409" not in paths["/api/v1/projects/{project_id}"]["patch"]["responses"]
 
 
 def test_schema_generates_without_a_warning(tmp_path):
