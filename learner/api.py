@@ -7,6 +7,7 @@ every project URL. Nothing slow runs here: a run is queued on the ``training`` q
 
 from __future__ import annotations
 
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.exceptions import NotFound
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.permissions import IsProjectAdmin, IsProjectAnnotator
+from nerloop.errors import CodedAPIException
 from nerloop.tasks import ensure_broker
 
 from . import metrics, retraining
@@ -59,6 +61,23 @@ class RunDetailView(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return self.project.training_runs.select_related("model_version")
+
+
+class CancelRunView(APIView):
+    """Cancel a queued or running run (admins): it ends failed (E303, naming who cancelled
+    it), a running one at its next epoch, and the serving model stays. 409 once it ended."""
+
+    permission_classes = [IsProjectAdmin]
+    error_statuses = {"POST": ("409",)}
+
+    @extend_schema(request=None, responses=TrainingRunSerializer)
+    def post(self, request, project_id, run_id):
+        run = get_object_or_404(self.project.training_runs, pk=run_id)
+        if not run.cancel(request.user):
+            raise CodedAPIException(
+                "E304", f"run {run.pk} has already ended ({run.state})", status_code=409
+            )
+        return Response(TrainingRunSerializer(run).data)
 
 
 class VersionListView(generics.ListAPIView):

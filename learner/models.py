@@ -198,6 +198,20 @@ class TrainingRun(models.Model):
         self.model_version = model_version
         self.save(update_fields=["state", "finished", "model_version"])
 
+    def cancel(self, user) -> bool:
+        """End a queued or running run as failed (E303, naming who cancelled it); a running
+        one's worker stops at its next log line or before it records a version. False when
+        the run had already ended."""
+        note = f"cancelled by {user.get_username()}"
+        ended = TrainingRun.objects.filter(pk=self.pk, state__in=self.BUSY).update(
+            state=self.State.FAILED, finished=timezone.now(), error=note, error_code="E303"
+        )
+        self.refresh_from_db()
+        return bool(ended)
+
+    def still_running(self) -> bool:
+        return TrainingRun.objects.filter(pk=self.pk, state=self.State.RUNNING).exists()
+
     def fail(self, error: str, code: str = "E301") -> None:
         self.state, self.finished = self.State.FAILED, timezone.now()
         self.error, self.error_code = error, code

@@ -216,8 +216,13 @@ def reap_stale_runs(now=None) -> list[int]:
 # ---- the run ---------------------------------------------------------------------------------
 
 
+class RunCancelled(Exception):
+    """An admin cancelled the run while it worked (it is already marked failed)."""
+
+
 class _RunLog:
-    """Appends lines to the run's log and beats its heartbeat, one small UPDATE per line."""
+    """Appends lines to the run's log and beats its heartbeat, one small UPDATE per line;
+    raises RunCancelled once an admin has cancelled the run (checked at every line)."""
 
     def __init__(self, run: TrainingRun):
         self.run = run
@@ -228,6 +233,8 @@ class _RunLog:
         self.run.log = f"{self.run.log}{stamp}{line.rstrip()}\n"
         self.run.heartbeat = timezone.now()
         self.run.save(update_fields=["log", "heartbeat"])
+        if not self.run.still_running():
+            raise RunCancelled
 
 
 def run_training(run_id: int) -> int | None:
@@ -250,6 +257,10 @@ def run_training(run_id: int) -> int | None:
     try:
         with threadpool_limits(limits=settings.TRAIN_THREADS):  # numpy's pools, like torch's
             version, promoted = _train_and_export(run, say, made)
+    except RunCancelled:  # already marked failed by whoever cancelled it
+        log.info("training run %s cancelled", run.pk)
+        _remove_unrecorded(made)
+        return None
     except Exception as exc:  # any failure ends the run; the active model is never touched
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         if isinstance(exc, SoftTimeLimitExceeded):
@@ -261,14 +272,18 @@ def run_training(run_id: int) -> int | None:
         log.exception("training run %s failed", run.pk)
         run.heartbeat = timezone.now()
         run.fail(f"{detail}\n\n{traceback.format_exc()}", getattr(exc, "code", "E301"))
-        for folder in made:
-            if not ModelVersion.objects.filter(bundle_path=str(folder)).exists():
-                shutil.rmtree(folder, ignore_errors=True)
+        _remove_unrecorded(made)
         return None
-    run.succeed(version)
     if promoted:
         after_promotion(run.project_id)
     return version.pk
+
+
+def _remove_unrecorded(folders: list[Path]) -> None:
+    """Half-written bundle folders no version records."""
+    for folder in folders:
+        if not ModelVersion.objects.filter(bundle_path=str(folder)).exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVersion, bool]:
@@ -393,6 +408,12 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     metrics["promoted_by_gate"] = promote
     say(reason)
     with transaction.atomic():
+        # cancelled since its last log line: no version, and the serving model stays
+        running = TrainingRun.objects.select_for_update().filter(
+            pk=run.pk, state=TrainingRun.State.RUNNING
+        )
+        if not list(running.values_list("pk", flat=True)):
+            raise RunCancelled
         version = ModelVersion.objects.create(
             project=project,
             version=name,
@@ -407,7 +428,8 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
         )
         if promote:
             version.activate()
-    say(f"version {name}: F1 {metrics['f1']:.4f}, {'active' if promote else 'candidate'}")
+        say(f"version {name}: F1 {metrics['f1']:.4f}, {'active' if promote else 'candidate'}")
+        run.succeed(version)  # under the run's lock: a cancel from now on finds it ended
     return version, promote
 
 

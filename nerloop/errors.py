@@ -39,6 +39,8 @@ class Errors:
     E204 = _("the task broker is unreachable; nothing was enqueued")
     E301 = _("training failed")
     E302 = _("not enough labelled data to train")
+    E303 = _("the training run was cancelled")
+    E304 = _("the training run has already ended")
 
 
 class CodedAPIException(APIException):

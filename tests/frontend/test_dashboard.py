@@ -339,3 +339,35 @@ def test_dashboard_asks_before_retraining_on_nothing_new(
     page.click("#btn-retrain")
     page.wait_for_selector("#runs-body tr[data-state='queued']")
     assert TrainingRun.objects.filter(project=world.project).count() == 2
+
+
+def test_dashboard_cancels_a_busy_run(page, live_server, world, first_version):
+    running = TrainingRun.objects.create(project=world.project, trigger="threshold")
+    running.start()
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    page.wait_for_selector("#btn-cancel-run:not([hidden])")
+    assert page.is_disabled("#btn-retrain")
+    asked = []
+
+    def accept(dialog):
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("#btn-cancel-run")
+    page.wait_for_selector("#btn-cancel-run", state="hidden")
+    assert asked and f"#{running.pk}" in asked[0]
+    running.refresh_from_db()
+    assert (running.state, running.error_code) == ("failed", "E303")
+    assert page.is_enabled("#btn-retrain")
+    page.wait_for_selector(f"#runs-body tr[data-run-id='{running.pk}'] .badge-failed")
+    assert "已取消" in page.inner_text(f"#runs-body tr[data-run-id='{running.pk}']")
+    shot(page, "dashboard-cancelled")
+
+    # an annotator never sees the button
+    again = TrainingRun.objects.create(project=world.project, trigger="threshold")
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    page.wait_for_selector(f"#runs-body tr[data-run-id='{again.pk}']")
+    assert not page.is_visible("#btn-cancel-run")

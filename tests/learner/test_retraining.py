@@ -438,3 +438,34 @@ def test_retraining_failed_run_leaves_the_active_model(small_project, tmp_path):
     # the next trigger works
     again, created = request_training(project)
     assert created and again.state == TrainingRun.State.QUEUED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["training", "export"])
+def test_a_cancelled_run_stops_and_records_no_version(small_project, monkeypatch, when):
+    """Cancelled while it trains (seen at its next log line) or after its last one (seen
+    before the version is recorded): no version, no bundle left, the run failed with E303."""
+    from django.contrib.auth import get_user_model
+
+    from learner import export, training
+
+    admin = get_user_model().objects.create_user("boss")
+    run, _ = request_training(small_project)
+
+    def cancel_then(real):
+        def wrapped(*args, **kwargs):
+            TrainingRun.objects.get(pk=run.pk).cancel(admin)
+            return real(*args, **kwargs)
+
+        return wrapped
+
+    if when == "training":
+        monkeypatch.setattr(training, "train", cancel_then(training.train))
+    else:
+        monkeypatch.setattr(export, "export_bundle", cancel_then(export.export_bundle))
+    assert retraining.run_training(run.pk) is None
+    run.refresh_from_db()
+    assert (run.state, run.error_code, run.error) == ("failed", "E303", "cancelled by boss")
+    assert not ModelVersion.objects.filter(project=small_project).exists()
+    bundles = Path(project_bundle_dir())
+    assert not bundles.exists() or not any(bundles.rglob("manifest.json"))

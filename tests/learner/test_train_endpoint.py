@@ -88,3 +88,39 @@ def test_train_endpoint_broker_down_is_503_and_creates_nothing(ready, monkeypatc
 
 def test_train_endpoint_get_is_not_allowed(ready):
     assert ready.api("admin").get(url(ready.project)).status_code == 405
+
+
+def cancel_url(project, run) -> str:
+    return f"/api/v1/projects/{project.pk}/runs/{run['id']}/cancel"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_cancel_endpoint_permissions(ready, role):
+    run = ready.api("admin").post(url(ready.project)).json()["run"]
+    response = ready.api(role).post(cancel_url(ready.project, run))
+    assert response.status_code == expected(("admin",), role, 200)
+    state = TrainingRun.objects.get(pk=run["id"]).state
+    assert state == ("failed" if role == "admin" else "queued")
+
+
+def test_cancel_ends_a_busy_run_and_frees_the_project(ready):
+    admin = ready.api("admin")
+    run = admin.post(url(ready.project)).json()["run"]
+    TrainingRun.objects.get(pk=run["id"]).start()
+    response = admin.post(cancel_url(ready.project, run))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["state"] == "failed" and body["error_code"] == "E303"
+    stored = TrainingRun.objects.get(pk=run["id"])
+    assert stored.error == "cancelled by admin" and stored.finished is not None
+    # once ended, cancelling again is a conflict; a new run can start at once
+    again = admin.post(cancel_url(ready.project, run))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "E304"
+    assert admin.post(url(ready.project)).status_code == 202
+
+
+def test_cancel_a_run_of_another_project_is_404(ready):
+    other = TrainingRun.objects.create(project=ready.other_project)
+    response = ready.api("admin").post(cancel_url(ready.project, {"id": other.pk}))
+    assert response.status_code == 404
+    assert TrainingRun.objects.get(pk=other.pk).state == "queued"

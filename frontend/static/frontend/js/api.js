@@ -171,6 +171,8 @@
     E204: gettext("The task broker is unreachable; nothing was queued"),
     E301: gettext("Training failed"),
     E302: gettext("Not enough labelled data to train"),
+    E303: gettext("The training run was cancelled"),
+    E304: gettext("The training run has already ended"),
   };
 
   /** An error's detail in words: an import's first problem and how many more there are,

@@ -22,6 +22,7 @@
     runs: () => `projects/${projectId}/runs`,
     run: (id) => `projects/${projectId}/runs/${id}`,
     train: () => `projects/${projectId}/train`,
+    cancelRun: (id) => `projects/${projectId}/runs/${id}/cancel`,
     activity: () => `projects/${projectId}/activity`,
   };
 
@@ -336,6 +337,7 @@
     running: gettext("running"),
     succeeded: gettext("succeeded"),
     failed: gettext("failed"),
+    cancelled: gettext("cancelled"),
     manual: gettext("manual"),
     threshold: gettext("threshold"),
   };
@@ -422,7 +424,9 @@
         el("td", {}, seconds(run.duration)),
         el("td", {}, run.model_version || "–"),
       ];
-      cells[2].append(badge(run.state));
+      // a cancelled run ended failed (E303): said as cancelled, in the failed colour
+      const cancelled = run.state === "failed" && run.error_code === "E303";
+      cells[2].append(cancelled ? el("span", { class: "badge badge-failed" }, word("cancelled")) : badge(run.state));
       const details = el("details");
       details.append(el("summary", {}, run.error ? gettext("error and log") : gettext("log")));
       // The error and log are read in a row of their own under the run, as wide as the table.
@@ -454,6 +458,8 @@
     retrain.title = busy
       ? interpolate(gettext("Training run #%(id)s is %(state)s."), { id: busy.id, state: word(busy.state) }, true)
       : "";
+    state.busyRun = busy ? busy.id : null;
+    $("btn-cancel-run").hidden = !busy || !state.isAdmin; // admins, while a run is busy
   }
 
   function drawActivity(activity) {
@@ -559,6 +565,27 @@
       await refresh();
     } catch (err) {
       say(N.describeError(err), "error");
+      button.disabled = false;
+    }
+  });
+
+  $("btn-cancel-run").addEventListener("click", async () => {
+    const id = state.busyRun;
+    if (id === null) return;
+    const question = interpolate(
+      gettext("Cancel training run #%(id)s? The model serving now stays; a run in progress stops at the end of its epoch."),
+      { id }, true);
+    if (!window.confirm(question)) return;
+    const button = $("btn-cancel-run");
+    button.disabled = true;
+    try {
+      await N.api.post(endpoints.cancelRun(id), {});
+      N.flash(interpolate(gettext("Training run #%(id)s is cancelled."), { id }, true), "ok");
+      await refresh();
+    } catch (err) {
+      say(N.describeError(err), "error");
+      await refresh();
+    } finally {
       button.disabled = false;
     }
   });
