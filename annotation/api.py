@@ -23,7 +23,7 @@ from drf_spectacular.utils import (
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import NotAuthenticated, NotFound, Throttled
+from rest_framework.exceptions import NotAuthenticated, NotFound, PermissionDenied, Throttled
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS
@@ -91,8 +91,14 @@ class TokenView(ObtainAuthToken):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+CREATE_PROJECTS = "annotation.add_project"
+
+
 class ProjectListView(generics.ListCreateAPIView):
-    """Projects the caller belongs to; creating one makes the caller its admin."""
+    """Projects the caller belongs to; creating one (superusers, and users granted "Can add
+    project") makes the caller its admin."""
+
+    error_statuses = {"POST": ("403",)}  # without the permission to create projects
 
     serializer_class = ProjectSerializer
 
@@ -107,6 +113,19 @@ class ProjectListView(generics.ListCreateAPIView):
         if self.request.user.is_superuser:
             roles = {pk: Role.ADMIN for pk in Project.objects.values_list("pk", flat=True)}
         return {**super().get_serializer_context(), "roles": roles}
+
+    def create(self, request, *args, **kwargs):
+        # A project's admin may train on the shared workers and import; a predict-only
+        # pipeline account must not make itself one. Superusers, and users granted "Can add
+        # project" (Django admin, user or group), may create projects.
+        if not request.user.has_perm(CREATE_PROJECTS):
+            raise PermissionDenied(
+                _(
+                    "creating projects needs the 'Can add project' permission, which an "
+                    "administrator grants in Django admin"
+                )
+            )
+        return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
         project = serializer.save(created_by=self.request.user)

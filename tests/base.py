@@ -43,14 +43,24 @@ class World:
         return Document.objects.create(project=project or self.project, text=text, **kw)
 
 
-def make_user(username: str, password: str | None = None):
-    """A user; without a password unless given (hashing one costs a noticeable 0.1 s)."""
-    return get_user_model().objects.create_user(username=username, password=password)
+def make_user(username: str, password: str | None = None, creates_projects: bool = False):
+    """A user; without a password unless given (hashing one costs a noticeable 0.1 s);
+    ``creates_projects``: granted "Can add project"."""
+    user = get_user_model().objects.create_user(username=username, password=password)
+    if creates_projects:
+        from django.contrib.auth.models import Permission
+
+        user.user_permissions.add(Permission.objects.get(codename="add_project"))
+    return user
 
 
 @pytest.fixture
 def world(db) -> World:
-    users = {role: make_user(role) for role in ("admin", "annotator", "client", "outsider")}
+    # the project leads may create projects; the annotator and the client may not
+    users = {
+        role: make_user(role, creates_projects=role in ("admin", "outsider"))
+        for role in ("admin", "annotator", "client", "outsider")
+    }
     project = Project.objects.create(name="A", created_by=users["admin"])
     project.add_member(users["admin"], Role.ADMIN)
     project.add_member(users["annotator"], Role.ANNOTATOR)

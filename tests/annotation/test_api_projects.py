@@ -1,7 +1,9 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from annotation.models import Annotation, Project, Role
 from tests.base import ROLES, expected
@@ -29,10 +31,10 @@ def test_projects_list_needs_authentication(world):
 
 def test_projects_create_makes_the_caller_admin(world):
     body = {"name": "新项目", "labels": [{"name": "PER"}, {"name": "ORG", "hotkey": "o"}]}
-    response = world.api("client").post("/api/v1/projects", body, format="json")
+    response = world.api("outsider").post("/api/v1/projects", body, format="json")
     assert response.status_code == 201, response.json()
     project = Project.objects.get(pk=response.json()["id"])
-    assert project.role_of(world.client) == Role.ADMIN
+    assert project.role_of(world.outsider) == Role.ADMIN
     assert response.json()["role"] == "admin"
     assert project.label_names() == ["PER", "ORG"]
     assert all(label["color"].startswith("#") for label in project.labels)
@@ -300,3 +302,23 @@ def test_projects_delete_takes_everything_with_it(
     assert not ModelVersion.objects.filter(pk=version.pk).exists()
     assert not bundles.exists()
     assert Project.objects.filter(pk=world.other_project.pk).exists()
+
+
+@pytest.mark.parametrize("role", ["annotator", "client"])
+def test_projects_create_needs_the_permission(world, role):
+    """A predict-only pipeline account (or an annotator) cannot make itself a project's
+    admin, and with it start training runs on the shared workers."""
+    response = world.api(role).post("/api/v1/projects", {"name": "mine"}, format="json")
+    assert response.status_code == 403
+    assert "Can add project" in response.json()["error"]["detail"]
+    assert not Project.objects.filter(name="mine").exists()
+    # bad input from one who may not create is refused for the permission, not the body
+    response = world.api(role).post("/api/v1/projects", {"name": ""}, format="json")
+    assert response.status_code == 403
+
+
+def test_projects_create_is_open_to_superusers(world):
+    boss = get_user_model().objects.create_superuser("boss")
+    client = APIClient()
+    client.force_authenticate(boss)
+    assert client.post("/api/v1/projects", {"name": "top"}, format="json").status_code == 201

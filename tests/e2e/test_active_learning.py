@@ -69,7 +69,7 @@ def test_active_learning_loop_end_to_end(live_worker, datasets_dir, tmp_path):
     pool = resume_examples(datasets_dir, limit=300)
     held_out = resume_examples(datasets_dir, "dev.char.bmes", limit=100)
     gold = {ex.text: ex.spans for ex in pool}
-    admin = make_user("lead")
+    admin = make_user("lead", creates_projects=True)
     annotator = make_user("oracle")
     lead, oracle, watcher = APIClient(), APIClient(), APIClient()
     lead.force_authenticate(admin)

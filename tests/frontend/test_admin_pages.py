@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from annotation.models import Annotation, Document, Project, ProjectMembership, normalize_labels
 from tests.frontend.conftest import PASSWORD, login, shot
@@ -225,7 +226,12 @@ def test_import_page_refuses_annotators(page, live_server, world):
 
 
 def test_create_a_project_and_manage_its_members(page, live_server, world):
+    # Without "Can add project" there is no form, and a sentence says whom to ask.
     login(page, live_server, "annotator")
+    page.wait_for_selector("#no-new-project")
+    assert page.locator("#new-project").count() == 0
+    world.annotator.user_permissions.add(Permission.objects.get(codename="add_project"))
+    page.reload()
     page.click("#new-project summary")
     page.fill("#np-name", "简历实体")
     page.fill("#np-labels", "NAME, ORG，TITLE")

@@ -50,7 +50,8 @@
 
   // A new project makes its creator its admin; then its settings page (labels, members,
   // active learning) and import page are the next steps.
-  document.getElementById("new-project-form").addEventListener("submit", async (event) => {
+  // (The form is there only for those who may create projects.)
+  document.getElementById("new-project-form")?.addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = document.getElementById("np-status");
     const name = document.getElementById("np-name").value.trim();
