@@ -144,6 +144,8 @@ def test_import_and_export_pages(page, live_server, world):
     page.wait_for_function("document.getElementById('r-documents').textContent === '0'")
     assert "已跳过 2 篇" in page.inner_text("#r-duplicates")
     assert Document.objects.filter(project=world.project).count() == 2
+    page.wait_for_selector("#import-status.ok")
+    assert page.inner_text("#import-status") == "没有导入新的内容。"  # no "pre-annotates"
 
     # A malformed file is refused in words, and nothing of it is stored.
     page.set_input_files(
@@ -234,6 +236,8 @@ def test_create_a_project_and_manage_its_members(page, live_server, world):
     page.reload()
     page.click("#new-project summary")
     page.fill("#np-name", "简历实体")
+    # the labels a project gets when left alone are written out, not a grey placeholder
+    assert page.input_value("#np-labels") == "PER, LOC, ORG"
     page.fill("#np-labels", "NAME, ORG，TITLE")
     page.click("#np-create")
     page.wait_for_url("**/settings/")

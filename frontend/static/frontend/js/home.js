@@ -56,7 +56,7 @@
     const status = document.getElementById("np-status");
     const name = document.getElementById("np-name").value.trim();
     const labels = document.getElementById("np-labels").value.split(/[\s,，、]+/).filter(Boolean);
-    const body = labels.length ? { name, labels } : { name };
+    const body = { name, labels }; // the field starts with PER, LOC, ORG: emptied, no labels
     try {
       const project = await N.api.post("projects", body);
       location.assign(`/projects/${project.id}/settings/`);

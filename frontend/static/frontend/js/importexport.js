@@ -79,7 +79,8 @@
           ? N.interpolate(N.gettext("Left out %(n)s spans of labels the project does not have."), { n: result.spans_dropped }, true)
           : "";
         $("import-result").hidden = false;
-        say("import-status", await nextStep(), "ok");
+        // nothing new (every text already there): no model has anything to pre-annotate
+        say("import-status", result.documents ? await nextStep() : N.gettext("Nothing new was imported."), "ok");
       } catch (err) {
         $("import-result").hidden = true;
         let message = N.describeError(err);
