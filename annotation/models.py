@@ -482,13 +482,35 @@ class Annotation(models.Model):
         """Store ``user``'s spans if ``revision`` is the current one (0 = none yet).
 
         Raises E101 (400) for invalid spans and E102 (409, with the current revision) for a
-        stale one; nothing changes on either. Accepting a submission ends whoever's claim on
+        stale one; nothing changes on either. The same submission again (a retry after a lost
+        response) gets the annotation it made. Accepting a submission ends whoever's claim on
         the document. The same spans and state as the current revision change nothing else.
         """
         try:
             return cls._store(document, user, raw_spans, revision, validated)
         except _StaleRevision:  # told after the rolled-back transaction, which can't query
+            retried = cls._retried(document, user, raw_spans, revision, validated)
+            if retried is not None:
+                return retried
             raise cls._stale(document, revision) from None
+
+    @classmethod
+    def _retried(cls, document: Document, user, raw_spans, revision: int, validated: bool):
+        """The annotation this very submission made, when it comes again (a client retrying
+        after a lost response): the next revision, by the same user, with the same spans and
+        state. None otherwise: then it is a conflict."""
+        current = (
+            cls.objects.filter(document=document, revision=revision + 1, annotator=user)
+            .select_related("annotator")
+            .first()
+        )
+        if current is None or current.validated != validated:
+            return None
+        try:
+            spans = spans_to_json(document.project.validate_spans(document.text, raw_spans))
+        except SpanError:
+            return None
+        return current if current.spans == spans else None
 
     @classmethod
     def _store(cls, document: Document, user, raw_spans, revision: int, validated: bool):

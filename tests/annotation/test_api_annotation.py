@@ -86,6 +86,23 @@ def test_annotation_submit_with_a_stale_revision_is_a_conflict(world):
     assert Annotation.objects.get(document=doc).spans == [LOC]
 
 
+def test_annotation_submit_retried_after_a_lost_response_gets_what_it_made(world):
+    """A client that never saw the answer sends the same body again: it gets the annotation
+    its first try made, not a conflict; anything else at that revision still conflicts."""
+    doc = world.document()
+    first = submit(world, doc, [PER], 0)
+    retried = submit(world, doc, [PER], 0)
+    assert (first.status_code, retried.status_code) == (200, 200)
+    assert retried.json()["revision"] == first.json()["revision"] == 1
+    assert submit(world, doc, [PER, LOC], 1).json()["revision"] == 2
+    assert submit(world, doc, [PER, LOC], 1).json()["revision"] == 2  # the retry again
+    assert Annotation.objects.get(document=doc).revision == 2
+    # other spans, another state, or another user at the old revision: a conflict
+    assert submit(world, doc, [LOC], 1).status_code == 409
+    assert submit(world, doc, [PER, LOC], 1, draft=True).status_code == 409
+    assert submit(world, doc, [PER, LOC], 1, role="admin").status_code == 409
+
+
 def test_annotation_submit_draft_is_not_validated(world):
     doc = world.document()
     response = submit(world, doc, [PER], 0, draft=True)
