@@ -197,7 +197,7 @@ REST_FRAMEWORK = {
     # JSON bodies only (file uploads name their own parsers), with strings that can be stored
     "DEFAULT_PARSER_CLASSES": ["nerloop.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "nerloop.schema.ErrorsAutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "nerloop.pagination.Pages",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "nerloop.errors.api_exception_handler",
 }

@@ -93,6 +93,12 @@ def test_documents_list_paginates(world):
     assert len(first["results"]) == 100
     second = world.api("annotator").get(first["next"]).json()
     assert len(second["results"]) == 30
+    # a client picks its page size (at most 1,000), and the next link keeps it
+    small = world.api("annotator").get(url(world), {"page_size": 50}).json()
+    assert len(small["results"]) == 50 and "page_size=50" in small["next"]
+    assert len(world.api("annotator").get(small["next"]).json()["results"]) == 50
+    big = world.api("annotator").get(url(world), {"page_size": 5000}).json()
+    assert len(big["results"]) == 130 and big["next"] is None
 
 
 @pytest.mark.parametrize("role", ROLES)
