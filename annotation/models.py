@@ -25,9 +25,10 @@ from nerloop.errors import CodedAPIException
 from .spans import Span, SpanError, validate_spans
 
 # Colours of labels created without one: twelve that read apart on the UI's dark background
+# (one violet, one fuchsia, and a light stone grey where a third purple read as the first)
 PALETTE = [
     "#a78bfa", "#34d399", "#fb923c", "#f472b6", "#60a5fa", "#a3e635",
-    "#e879f9", "#2dd4bf", "#f87171", "#c084fc", "#fde047", "#38bdf8",
+    "#e879f9", "#2dd4bf", "#f87171", "#d6d3d1", "#fde047", "#38bdf8",
 ]  # fmt: skip
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 LABEL_RE = re.compile(r"^[^\s-][^\s]*$")

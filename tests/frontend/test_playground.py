@@ -99,3 +99,22 @@ def test_playground_project_the_default_model_cannot_serve(page, live_server, wo
     assert page.inner_text("#play-version") == "" and page.inner_text("#play-time") == "–"
     assert page.locator("#play-entities tr, #play-output mark.ent").count() == 0
     shot(page, "playground-project-without-model")
+
+
+def test_playground_says_when_the_model_is_slow_to_answer(page, live_server, world, served_bundle):
+    """A model loading for its first request answers after seconds: the page says it waits."""
+    login(page, live_server, "client")
+    page.goto(f"{live_server.url}/playground/")
+    held = []
+
+    def hold(route):  # answered only when the test lets it go
+        held.append(route)
+
+    page.route("**/api/v1/predict", hold)
+    page.fill("#play-input", "张小三在北京")
+    page.wait_for_function(
+        "document.getElementById('play-status').textContent.includes('正在等待模型')"
+    )
+    held[-1].continue_()
+    page.wait_for_function("document.querySelectorAll('#play-output mark.ent').length === 2")
+    assert "正在等待模型" not in page.inner_text("#play-status")

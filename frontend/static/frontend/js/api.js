@@ -288,7 +288,7 @@
   const DEFAULT_COLOURS = { PER: "#ef4444", LOC: "#22d3ee", ORG: "#facc15" };
   const PALETTE = [
     "#a78bfa", "#34d399", "#fb923c", "#f472b6", "#60a5fa", "#a3e635",
-    "#e879f9", "#2dd4bf", "#f87171", "#c084fc", "#fde047", "#38bdf8",
+    "#e879f9", "#2dd4bf", "#f87171", "#d6d3d1", "#fde047", "#38bdf8",
   ];
 
   /** label -> colour: the schema's own colour, else PER/LOC/ORG defaults, else distinct ones. */

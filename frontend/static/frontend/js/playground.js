@@ -103,6 +103,10 @@
     const body = { text };
     if (projectSelect.value) body.project = Number(projectSelect.value);
     const started = performance.now();
+    // a model not used yet in this process loads first (seconds): say so rather than nothing
+    const slow = setTimeout(() => {
+      if (mine === controller) say(N.gettext("Waiting for the model (it may be loading)…"));
+    }, 1000);
     try {
       const data = await N.api.post("predict", body, { signal: mine.signal });
       if (mine !== controller) return;
@@ -120,6 +124,8 @@
         null,
         2,
       );
+    } finally {
+      clearTimeout(slow);
     }
   }
 
