@@ -256,7 +256,15 @@ class UploadSerializer(ImportOptionsSerializer):
         help_text="every document to this split; by default a nerloop export's records go back "
         "to their own split (nerloop_split), others to train",
     )
-    gold = serializers.ChoiceField(choices=GOLD_MODES, default="auto")
+    gold = serializers.ChoiceField(
+        choices=GOLD_MODES,
+        default="auto",
+        help_text="which records become validated annotations. auto: those with spans, every "
+        "CoNLL sentence (all O is an answer), and a nerloop export's human-validated records; a "
+        "JSON lines or CLUENER record without spans imports as text to annotate. all: every "
+        "record (a record without spans is an answer of no entity). none: text only, spans "
+        "dropped (an unlabelled pool from a gold file)",
+    )
     strict = serializers.BooleanField(
         default=True, help_text="false: repair ill-formed CoNLL tag sequences instead of refusing"
     )
