@@ -46,6 +46,7 @@ from .serializers import (
     DocumentFilterSerializer,
     DocumentListSerializer,
     DocumentSerializer,
+    DocumentUpdateSerializer,
     ExportQuerySerializer,
     ImportResultSerializer,
     MemberSerializer,
@@ -316,12 +317,21 @@ class DocumentUploadView(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class DocumentDetailView(generics.RetrieveDestroyAPIView):
-    """One document with its annotation and latest prediction; DELETE removes it with them
-    (admins)."""
+class DocumentDetailView(generics.RetrieveUpdateDestroyAPIView):
+    """One document with its annotation and latest prediction; PATCH moves it to the other
+    split or replaces its meta, DELETE removes it with them (admins)."""
 
     serializer_class = DocumentDetailSerializer
     lookup_url_kwarg = "document_id"
+    http_method_names = ["get", "patch", "delete", "head", "options"]
+
+    @extend_schema(request=DocumentUpdateSerializer, responses=DocumentDetailSerializer)
+    def patch(self, request, *args, **kwargs):
+        document = self.get_object()
+        form = DocumentUpdateSerializer(document, data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        form.save()
+        return Response(DocumentDetailSerializer(self.get_object()).data)
 
     def get_permissions(self):
         if self.request.method in SAFE_METHODS:

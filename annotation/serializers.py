@@ -159,6 +159,27 @@ class DocumentDetailSerializer(DocumentSerializer):
         }
 
 
+class DocumentUpdateSerializer(serializers.ModelSerializer):
+    """What PATCH may change of a document: its split and its meta (a JSON object). The text
+    stays: annotations and predictions are offsets into it."""
+
+    class Meta:
+        model = Document
+        fields = ["split", "meta"]
+
+    def validate_meta(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError(_("meta must be a JSON object"))
+        return value
+
+    def to_internal_value(self, data):
+        fixed = sorted({"text", "status"} & set(data)) if isinstance(data, dict) else []
+        if fixed:
+            message = _("cannot be changed: delete the document and import it again")
+            raise serializers.ValidationError({name: [message] for name in fixed})
+        return super().to_internal_value(data)
+
+
 class DocumentListSerializer(DocumentSerializer):
     """A row of the document list: the document and its annotation (null when none)."""
 

@@ -231,6 +231,38 @@ def test_documents_detail_permissions(world, role):
     assert response.status_code == expected(("admin", "annotator"), role, 200)
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_documents_patch_permissions(world, role):
+    doc = world.document()
+    response = world.api(role).patch(url(world, f"/{doc.pk}"), {"split": "eval"}, format="json")
+    assert response.status_code == expected(("admin",), role, 200)
+    doc.refresh_from_db()
+    assert doc.split == ("eval" if role == "admin" else "train")
+
+
+def test_documents_patch_moves_the_split_and_replaces_the_meta(world):
+    doc = world.document(meta={"source": "a"})
+    admin = world.api("admin")
+    response = admin.patch(url(world, f"/{doc.pk}"), {"split": "eval"}, format="json")
+    assert response.status_code == 200
+    assert (response.json()["split"], response.json()["meta"]) == ("eval", {"source": "a"})
+    response = admin.patch(url(world, f"/{doc.pk}"), {"meta": {"batch": 7}}, format="json")
+    assert response.json()["meta"] == {"batch": 7} and response.json()["split"] == "eval"
+    # bad input is refused and changes nothing
+    for body, field in (
+        ({"split": "test"}, "split"),
+        ({"meta": [1, 2]}, "meta"),
+        ({"text": "别的句子", "split": "train"}, "text"),
+        ({"status": "validated"}, "status"),
+    ):
+        refused = admin.patch(url(world, f"/{doc.pk}"), body, format="json")
+        assert refused.status_code == 400, body
+        assert field in refused.json()["error"]["detail"], refused.json()
+    doc.refresh_from_db()
+    assert (doc.split, doc.meta, doc.text) == ("eval", {"batch": 7}, "张三在北京工作。")
+    assert admin.put(url(world, f"/{doc.pk}"), {"split": "train"}, format="json").status_code == 405
+
+
 def test_documents_detail_of_another_project_is_not_found(world):
     doc = world.document(project=world.other_project)
     assert world.api("admin").get(url(world, f"/{doc.pk}")).status_code == 404
