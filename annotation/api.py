@@ -7,6 +7,7 @@ model method or service and respond. Nothing slow runs here: prediction is queue
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
@@ -32,6 +33,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from nerloop import logins
+from nerloop.errors import BodyTooLarge
 from nerloop.parsers import StrictJSONParser
 from nerloop.schema import ErrorSerializer
 
@@ -293,6 +295,14 @@ class DocumentUploadView(APIView):
 
     @extend_schema(request=UploadSerializer, responses={201: ImportResultSerializer})
     def post(self, request, project_id):
+        # Django's body limit leaves file uploads out; an import runs within the request, so
+        # the same limit holds here (a 44 MB file took five minutes, past any proxy timeout).
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise BodyTooLarge()
         form = UploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data

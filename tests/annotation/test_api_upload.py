@@ -413,3 +413,14 @@ def test_upload_can_leave_out_spans_of_other_labels(world):
     spans = {a.document.text: a.spans for a in Annotation.objects.select_related("document")}
     assert spans["张三在玩王者荣耀"] == [{"start": 0, "end": 2, "label": "PER"}]
     assert spans["英雄联盟很火"] == []  # annotated: no entity of the project's types
+
+
+def test_upload_larger_than_the_body_limit_is_413_and_imports_nothing(world, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2048  # NERLOOP_MAX_BODY_BYTES
+    big = "".join(f'{{"text": "第{i}句话"}}\n' for i in range(200))
+    response = upload(world, "admin", big, "big.jsonl")
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert "NERLOOP_MAX_BODY_BYTES" in response.json()["error"]["detail"]
+    assert not Document.objects.exists()
+    assert upload(world, "admin", JSONL, "small.jsonl").status_code == 201
