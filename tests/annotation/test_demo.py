@@ -58,11 +58,14 @@ def test_demo_project_has_an_unlabelled_pool_and_a_gold_eval_split(
     assert again == project and not created_again
 
 
-def test_run_embedded_starts_web_worker_on_every_queue_and_beat():
+def test_run_embedded_starts_web_a_worker_for_each_kind_of_queue_and_beat():
     commands = Command().commands("127.0.0.1:8000")
-    assert set(commands) == {"web", "worker", "beat"}
-    worker = commands["worker"]
-    assert worker[worker.index("-Q") + 1] == "control,inference,training"
+    assert set(commands) == {"web", "worker", "trainer", "beat"}
+    worker, trainer = commands["worker"], commands["trainer"]
+    assert worker[worker.index("-Q") + 1] == "control,inference"
+    assert trainer[trainer.index("-Q") + 1] == "training"
+    assert trainer[trainer.index("--concurrency") + 1] == "1"  # one run at a time
+    assert worker[worker.index("-n") + 1] != trainer[trainer.index("-n") + 1]
     assert commands["beat"][3:6] == ["-A", "nerloop", "beat"]
     assert commands["web"][1:4] == ["manage.py", "runserver", "127.0.0.1:8000"]
 

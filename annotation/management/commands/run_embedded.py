@@ -167,9 +167,13 @@ class Command(BaseCommand):
     def commands(self, addr: str) -> dict[str, list[str]]:
         python = sys.executable
         celery = [python, "-m", "celery", "-A", "nerloop"]
+        # Two workers, as docker-compose has: training runs one at a time on its own, and a
+        # run never holds the slot predictions and bookkeeping need (with one worker of two
+        # slots on every queue, two runs left new documents unpredicted for minutes).
+        worker = ["worker", "--concurrency", "1", "-l", "INFO"]
         return {
-            "worker": celery
-            + ["worker", "-Q", "control,inference,training", "--concurrency", "2", "-l", "INFO"],
+            "worker": celery + [*worker, "-Q", "control,inference", "-n", "inference@%h"],
+            "trainer": celery + [*worker, "-Q", "training", "-n", "training@%h"],
             "beat": celery + ["beat", "-l", "INFO", "--pidfile="],
             "web": [python, "manage.py", "runserver", addr, "--noreload"],
         }
@@ -226,7 +230,7 @@ class Command(BaseCommand):
                     f"{RESTART_WINDOW:.0f}s; stopping (see its output above)"
                 )
             self.say(f"{name} exited with status {child.returncode}; starting it again")
-            if name == "worker":
+            if name in ("worker", "trainer"):
                 self.set_aside_unreadable_messages()
             children[name] = start(name)
 
