@@ -88,7 +88,12 @@ def normalize_labels(raw) -> list[dict]:
             raise CodedAPIException("E106", f"label {row}: expected an object with a name")
         name = item["name"].strip()
         if not valid_label_name(name):
-            why = "a name is needed" if not name else "no spaces, no leading '-'"
+            if not name:
+                why = "a name is needed"
+            elif len(name) > 50:
+                why = f"{len(name)} characters; at most 50"
+            else:
+                why = "no spaces, no leading '-'"
             raise CodedAPIException("E106", f"label {row}: invalid name {name!r} ({why})")
         if name in names:
             raise CodedAPIException("E106", f"label {row}: duplicate name {name!r}")
