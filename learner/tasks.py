@@ -36,17 +36,14 @@ def check_projects() -> dict:
     """Periodic (beat): start runs at the threshold, settle lost runs, refill empty queues."""
     from annotation.models import Project
 
-    from .models import TrainingRun
     from .reselection import candidate_documents, queue_is_empty
     from .retraining import check_projects as check
 
     result = check()
     refill = []
-    busy = set(
-        TrainingRun.objects.filter(state__in=TrainingRun.BUSY).values_list("project_id", flat=True)
-    )
-    for project in Project.objects.exclude(pk__in=busy).order_by("id"):
-        # a project that is retraining gets its queue re-selected once the new model serves
+    # A project that is training is refilled too: its first run can take minutes, and an
+    # empty queue hands out documents by age (a promotion re-selects the queue anyway).
+    for project in Project.objects.order_by("id"):
         if queue_is_empty(project) and candidate_documents(project).exists():
             select_batch.delay(project.pk)
             refill.append(project.pk)

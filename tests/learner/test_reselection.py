@@ -128,3 +128,18 @@ def test_reselection_cold_start_also_takes_one_copy_of_a_text(world):
     docs = [world.document(text) for text in ("同一句", "同一句", "另一句", "第三句")]
     chosen = select_batch(world.project.pk, seed=0)
     assert sorted(chosen) == [docs[0].pk, docs[2].pk, docs[3].pk]
+
+
+def test_the_periodic_check_refills_the_queue_of_a_project_that_is_training(world, monkeypatch):
+    """A first run can take minutes; meanwhile the queue gets a (cold start) batch instead of
+    handing out documents by age."""
+    from learner import tasks
+    from learner.models import TrainingRun
+
+    for text in ("张三在北京工作。", "李四去了上海。", "王五在杭州读书。"):
+        world.document(text)
+    TrainingRun.objects.create(project=world.project).start()
+    sent = []
+    monkeypatch.setattr(tasks.select_batch, "delay", sent.append)
+    result = tasks.check_projects()
+    assert world.project.pk in result["selected"] and world.project.pk in sent
