@@ -163,6 +163,11 @@ def item(document: Document) -> dict:
         },
         "annotation": None
         if annotation is None
-        else {"spans": annotation.spans, "revision": annotation.revision},
+        else {
+            "spans": annotation.spans,
+            "revision": annotation.revision,
+            "validated": annotation.validated,  # False: someone's draft
+            "annotator": annotation.annotator.get_username() if annotation.annotator else None,
+        },
         "revision": annotation.revision if annotation is not None else 0,
     }

@@ -761,6 +761,8 @@ def test_workspace_saves_a_draft_that_opens_again_with_its_spans(page, live_serv
     page.context.clear_cookies()  # logged out
     open_workspace(page, live_server, world, username=other.username)
     page.wait_for_selector(f"#doc-view[data-doc-id='{doc.pk}'] mark.ent[data-label='PER']")
+    # ... and is told they are someone's draft, not checked spans
+    assert page.inner_text("#stat-doc") == f"#{doc.pk} · annotator 的草稿"
 
 
 def make_user_in(world, username: str):

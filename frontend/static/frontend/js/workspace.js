@@ -805,6 +805,12 @@
     state.shownAt = performance.now();
     state.untouched = true;
     $("stat-doc").textContent = `#${doc.id}`;
+    const saved = item.annotation;
+    if (saved && saved.validated === false) { // someone's draft: its spans are not checked yet
+      $("stat-doc").textContent += " · " + (saved.annotator
+        ? interpolate(gettext("draft by %(user)s"), { user: saved.annotator }, true)
+        : gettext("draft"));
+    }
     const uncertainty = item.uncertainty ?? doc.uncertainty ?? (item.prediction || {}).uncertainty;
     $("stat-uncertainty").textContent =
       typeof uncertainty === "number" ? uncertainty.toFixed(3) : "–";
