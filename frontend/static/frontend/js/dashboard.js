@@ -169,8 +169,15 @@
     const along = (p) => (byVersion ? rank.get(p.id) : p.chars);
     const sorted = [...usable].sort((a, b) => along(a) - along(b) || a.id - b.id);
     const maxX = Math.max(...sorted.map(along), 1);
-    const xStep = byVersion ? Math.max(1, Math.ceil(maxX / 12)) : niceStep(maxX, 6);
-    const xMax = byVersion ? maxX + 1 : Math.ceil((maxX * 1.04) / xStep) * xStep;
+    const minX = Math.min(...sorted.map(along));
+    // characters: from 0, unless every version has most of the labels (then 0 to the first
+    // one is empty space and the versions crowd at the right edge)
+    const zoomed = !byVersion && minX > 0.4 * maxX && maxX - minX >= 0.05 * maxX;
+    const xStep = byVersion
+      ? Math.max(1, Math.ceil(maxX / 12))
+      : niceStep(zoomed ? maxX - minX : maxX, 6);
+    const xMax = byVersion ? maxX + 1 : Math.ceil((maxX + 0.04 * (zoomed ? maxX - minX : maxX)) / xStep) * xStep;
+    const xMin = zoomed ? Math.max(0, Math.floor((minX - 0.04 * (maxX - minX) - 1e-9) / xStep) * xStep) : 0;
     const schema = ((state.project && state.project.labels) || []).map((l) => l.name);
     const seen = new Set(sorted.flatMap((p) => Object.keys(p.per_type)));
     const labels = [...schema.filter((l) => seen.has(l)), ...[...seen].filter((l) => !schema.includes(l))];
@@ -183,10 +190,10 @@
     if (typeof bar === "number") values.push(bar);
     const finite = values.filter((v) => typeof v === "number");
     const yMin = Math.max(0, Math.floor((Math.min(...finite) - 0.05) * 10) / 10);
-    const x = (v) => M.left + (v / xMax) * (W - M.left - M.right);
+    const x = (v) => M.left + ((v - xMin) / (xMax - xMin)) * (W - M.left - M.right);
     const y = (v) => H - M.bottom - ((v - yMin) / (1 - yMin)) * (H - M.top - M.bottom);
 
-    for (let v = 0; v <= xMax + 1e-9; v += xStep) {
+    for (let v = xMin; v <= xMax + 1e-9; v += xStep) {
       chart.append(svg("line", { class: "grid-line", x1: x(v), x2: x(v), y1: M.top, y2: H - M.bottom }));
       const tick = byVersion ? (v >= 1 && v <= maxX ? String(v) : "") : chars(v);
       chart.append(svg("text", { x: x(v), y: H - M.bottom + 16, "text-anchor": "middle" }, tick));
