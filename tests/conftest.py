@@ -33,6 +33,10 @@ def pytest_configure(config):
     # This process's own cache: the failed-login counts of one test (or of `make run` on the
     # same Redis) must not lock out the next. Set before anything touches the cache.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # No default model unless a test installs one (the default_bundle fixture): the demo model
+    # that `make run` trains into var/ must not change what the tests see (it made the metrics
+    # endpoint register it inside a query count).
+    settings.DEFAULT_BUNDLE = str(Path(tempfile.gettempdir()) / "nerloop-test-no-default-model")
 
 
 @pytest.fixture(autouse=True)
