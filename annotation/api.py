@@ -340,8 +340,8 @@ class DocumentDetailView(generics.RetrieveUpdateDestroyAPIView):
         document = self.get_object()
         form = DocumentUpdateSerializer(document, data=request.data, partial=True)
         form.is_valid(raise_exception=True)
-        form.save()
-        return Response(DocumentDetailSerializer(self.get_object()).data)
+        form.save()  # updates ``document`` in place
+        return Response(DocumentDetailSerializer(document).data)
 
     def get_permissions(self):
         if self.request.method in SAFE_METHODS:
