@@ -138,3 +138,14 @@ def test_windows_merge_text_edges_are_not_cuts():
     windows = [Window(0, 20), Window(14, 34)]
     per_window = [[(0, 2, "PER", 0.8)], [(18, 20, "LOC", 0.8)]]
     assert merge_spans(windows, per_window, 34) == [(0, 2, "PER", 0.8), (32, 34, "LOC", 0.8)]
+
+
+def test_windows_merge_drops_a_guess_made_at_another_windows_edge():
+    # window 1 starts at 14 without the context before it and calls [14, 16) a person; window
+    # 0 read the same characters well inside itself and found nothing there
+    windows = [Window(0, 20), Window(14, 34)]
+    per_window = [[(2, 4, "LOC", 0.9)], [(0, 2, "PER", 0.95), (10, 12, "ORG", 0.8)]]
+    assert merge_spans(windows, per_window, 34) == [(2, 4, "LOC", 0.9), (24, 26, "ORG", 0.8)]
+    # the same guess at window 0's right edge, where window 1 found nothing
+    per_window = [[(18, 20, "PER", 0.95)], []]
+    assert merge_spans(windows, per_window, 34) == []
