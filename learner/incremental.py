@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 
@@ -44,14 +45,33 @@ def oversample(examples: Sequence, minimum: int = MIN_EPOCH_SENTENCES) -> list:
 
 
 def stopping_split(examples: Sequence, seed: int) -> tuple[list, list]:
-    """``(fit, stop)``: a random tenth of ``examples`` (at least 2, at most STOP_MAX) held out
-    for early stopping, the rest to train on; ``stop`` is empty under STOP_MIN_TRAIN."""
+    """``(fit, stop)``: about a tenth of ``examples`` (at least 2, at most STOP_MAX) held out
+    for early stopping, the rest to train on; ``stop`` is empty under STOP_MIN_TRAIN.
+
+    Whether an example is held out depends only on its text and ``seed`` (one per project),
+    not on the rest of the set: a text held out of one run stays out of the next, and a text
+    trained on never becomes a stopping sentence later. A retrain warm-started from the
+    previous model therefore stops early on sentences that model never saw; drawn afresh for
+    every run, the held-out tenth was mostly the parent's training data, scored near 1.0 F1
+    from the first epoch and stopped every retrain after a few epochs. (As a set grows, only
+    the cap can move a held-out text back into training; the minimum of 2 applies to sets
+    of a few dozen.)
+    """
     examples = list(examples)
     if len(examples) < STOP_MIN_TRAIN:
         return examples, []
-    count = min(STOP_MAX, max(2, round(len(examples) * STOP_SHARE)))
-    held = np.zeros(len(examples), dtype=bool)
-    held[np.random.default_rng(seed).choice(len(examples), size=count, replace=False)] = True
+    keys = np.array([_draw(example.text, seed) for example in examples])
+    held = keys < STOP_SHARE
+    if held.sum() > STOP_MAX:
+        held = keys < np.sort(keys[held])[STOP_MAX]
+    elif held.sum() < 2:
+        held = keys <= np.sort(keys)[1]
     fit = [example for example, out in zip(examples, held, strict=True) if not out]
     stop = [example for example, out in zip(examples, held, strict=True) if out]
     return fit, stop
+
+
+def _draw(text: str, seed: int) -> float:
+    """A number in [0, 1) fixed by the text and the seed."""
+    digest = hashlib.blake2b(f"{seed}\0{text}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64

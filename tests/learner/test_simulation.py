@@ -10,6 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.formats import write_file
+from annotation.spans import Example
 from learner import simulation
 from learner.incremental import oversample, replay_mix, stopping_split
 
@@ -106,15 +107,28 @@ def test_simulation_oversample_repeats_small_sets_only():
 
 
 def test_retraining_stopping_split_holds_out_a_tenth_of_the_train_examples():
-    examples = list(range(300))
-    fit, stop = stopping_split(examples, seed=1)
-    assert len(stop) == 30 and len(fit) == 270
-    assert sorted(fit + stop) == examples
-    assert stopping_split(examples, seed=1) == (fit, stop)  # reproducible for a seed
-    assert stopping_split(examples, seed=2)[1] != stop
-    assert len(stopping_split(list(range(20_000)), seed=1)[1]) == 500
-    assert len(stopping_split(list(range(25)), seed=1)[1]) == 2
-    assert stopping_split(list(range(19)), seed=1) == (list(range(19)), [])
+    def examples(count, first=0):
+        return [Example(f"句子{number}") for number in range(first, first + count)]
+
+    fit, stop = stopping_split(examples(3000), seed=1)
+    assert 240 <= len(stop) <= 360 and len(fit) + len(stop) == 3000
+    assert {ex.text for ex in fit} | {ex.text for ex in stop} == {ex.text for ex in examples(3000)}
+    assert stopping_split(examples(3000), seed=1) == (fit, stop)  # reproducible for a seed
+    assert stopping_split(examples(3000), seed=2)[1] != stop
+    assert len(stopping_split(examples(20_000), seed=1)[1]) == 500
+    assert len(stopping_split(examples(20), seed=1)[1]) >= 2
+    assert stopping_split(examples(19), seed=1) == (examples(19), [])
+
+
+def test_retraining_stopping_split_keeps_a_text_on_its_side_as_the_set_grows():
+    """A warm-started retrain must stop early on texts its parent never trained on."""
+    before = [Example(f"第{number}句") for number in range(400)]
+    after = before[::-1] + [Example(f"新的第{number}句") for number in range(2000)]
+    fit_before, stop_before = stopping_split(before, seed=7)
+    fit_after, stop_after = stopping_split(after, seed=7)
+    trained = {ex.text for ex in fit_before}
+    assert not trained & {ex.text for ex in stop_after}
+    assert {ex.text for ex in stop_before} <= {ex.text for ex in stop_after}
 
 
 def test_simulate_al_command_needs_data():
