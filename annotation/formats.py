@@ -167,6 +167,11 @@ _DOCCANO = (
     '\'entities\': [{{"start", "end", "label"}}]'
 )
 
+_SPANS_KEY = (
+    "this record has 'spans' (the key of the JSON body of POST documents); in a JSON lines file "
+    'spans go in \'entities\': [{{"start", "end", "label"}}]: rename the key'
+)
+
 
 def _dumps(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False)
@@ -339,6 +344,8 @@ class Jsonl(Format):
                 raise FormatError(source, number, _OTHER_SPANS.format("label", "cluener"))
             if "entities" not in record and isinstance(record.get("label"), list):
                 raise FormatError(source, number, _DOCCANO)
+            if "entities" not in record and "spans" in record:
+                raise FormatError(source, number, _SPANS_KEY)
             entities = record.get("entities", [])
             if not isinstance(entities, list):
                 raise FormatError(source, number, "'entities' must be a list")

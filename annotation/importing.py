@@ -109,6 +109,9 @@ class ImportRejected(CodedAPIException):
         self.detail = detail  # keep numbers as numbers (DRF would make every leaf a string)
 
 
+_JSON_KEYS = {"text", "spans", "meta", "split"}
+
+
 def entries_from_json(items, default_split: str = Document.Split.TRAIN) -> list[Entry]:
     """Entries from a JSON body: ``[{"text", "meta"?, "split"?, "spans"?}, ...]``."""
     if not isinstance(items, list) or not items:
@@ -128,6 +131,13 @@ def entries_from_json(items, default_split: str = Document.Split.TRAIN) -> list[
 def _entry_from_json(item, default_split: str) -> Entry:
     if not isinstance(item, dict):
         raise ValueError(f"expected an object, got {type(item).__name__}")
+    unknown = sorted(set(item) - _JSON_KEYS)
+    if unknown:
+        hint = " (spans go in 'spans')" if "entities" in unknown or "label" in unknown else ""
+        raise ValueError(
+            f"unknown key {unknown[0]!r}{hint}: a document has 'text', and may have 'spans', "
+            "'meta' and 'split'"
+        )
     text = item.get("text")
     if not isinstance(text, str):
         raise ValueError("'text' must be a string")

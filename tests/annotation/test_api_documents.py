@@ -149,7 +149,12 @@ def test_documents_bulk_create_queues_prediction_after_commit(
         ),
         ({"text": "张三", "spans": [{"start": 1, "end": 1, "label": "PER"}]}, "empty"),
         ({"text": ""}, "text is empty"),
-        ({"words": "张三"}, "'text' must be a string"),
+        ({"words": "张三"}, "unknown key 'words'"),
+        ({"text": 5}, "'text' must be a string"),
+        (
+            {"text": "张三", "entities": [{"start": 0, "end": 2, "label": "PER"}]},
+            "unknown key 'entities' (spans go in 'spans')",
+        ),
         ("张三", "expected an object"),
         ({"text": "张三", "split": []}, "split [] is not one of train, eval"),
         ({"text": "张三", "split": {"a": 1}}, "is not one of train, eval"),

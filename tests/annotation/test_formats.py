@@ -539,6 +539,11 @@ def test_formats_guess_format_reads_past_the_first_record(lines, expected):
         ),
         ("jsonl", '{"text": "张三", "label": {"P": {"张三": [[0, 1]]}}}', "format=cluener"),
         ("jsonl", '{"text": "张三", "label": [[0, 2, "PER"]]}', "doccano"),
+        (
+            "jsonl",
+            '{"text": "张三", "spans": [{"start": 0, "end": 2, "label": "PER"}]}',
+            "spans go in 'entities'",
+        ),
     ],
 )
 def test_formats_a_reader_refuses_the_other_formats_spans(fmt, line, match):

@@ -60,3 +60,14 @@ def test_register_bundle_refuses_what_cannot_serve_the_project(world, trained, t
     with pytest.raises(CommandError, match="no project 999"):
         register(trained, "--project", 999)
     assert not ModelVersion.objects.filter(project=world.project).exists()
+
+
+@pytest.mark.parametrize("name", ["../../evil", "a/b", ".hidden", "x" * 101])
+def test_register_bundle_refuses_a_name_that_is_not_a_plain_folder_name(
+    world, trained, settings, tmp_path, name
+):
+    settings.BUNDLE_DIR = tmp_path / "bundles"
+    with pytest.raises(CommandError, match="use letters, digits"):
+        register(trained, "--project", world.project.pk, "--name", name)
+    assert not ModelVersion.objects.exists()
+    assert not (tmp_path / "evil").exists() and not settings.BUNDLE_DIR.exists()

@@ -100,3 +100,23 @@ def test_train_command_hints_at_repair_for_conll_tags_only(files):
             )  # fmt: skip
         assert ("--repair" in str(error.value)) == hinted, str(error.value)
         assert f"{name} line 1" in str(error.value)
+
+
+def test_train_command_refuses_training_data_without_entities(files):
+    (files / "plain.jsonl").write_text('{"text": "今天天气很好。"}\n' * 3, encoding="utf-8")
+    with pytest.raises(CommandError, match="no entities in 3 sentences"):
+        call_command(
+            "train", "--train", str(files / "plain.jsonl"), "--dev", str(files / "dev.conll"),
+            "--out", str(files / "other"),
+        )  # fmt: skip
+    assert not (files / "other").exists()
+
+
+def test_train_command_help_shows_every_default(capsys):
+    from learner.management.commands.train import Command
+
+    text = Command().create_parser("manage.py", "train").format_help()
+    for option, default in [("--epochs", "30"), ("--patience", "5"), ("--batch-size", "32")]:
+        block = text[text.index(f"\n  {option} ") :].split("\n  --", 2)[1]
+        assert f"default: {default}" in " ".join(block.split()), block
+    assert "default: None" not in text

@@ -10,6 +10,7 @@ again and the queue re-selected); otherwise it waits as a candidate to be activa
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from annotation.models import Project
+
+# a folder name under the project's bundle folder: no separators, no "..", no hidden names
+VERSION_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 class Command(BaseCommand):
@@ -47,6 +51,8 @@ class Command(BaseCommand):
             info = bundle.BundleInfo.read(source)
         except bundle.BundleError as exc:
             raise CommandError(f"{source} is not a servable bundle: {exc}") from None
+        if not info.entity_types:
+            raise CommandError(f"{source} predicts no entity type: it was trained on no entities")
         foreign = sorted(set(info.entity_types) - set(project.label_names()))
         if foreign:
             raise CommandError(
@@ -54,6 +60,11 @@ class Command(BaseCommand):
                 "label for: add them to its labels first"
             )
         name = opts["name"] or str(info.config.get("version") or source.resolve().name)
+        if not VERSION_NAME.fullmatch(name):
+            raise CommandError(
+                f"version name {name!r}: use letters, digits, '.', '_' and '-' (at most 100), "
+                "not starting with '.' (--name)"
+            )
         if project.model_versions.filter(version=name).exists():
             raise CommandError(f"project {project.pk} already has a version {name!r} (--name)")
         folder = Path(settings.BUNDLE_DIR) / f"project-{project.pk}" / name

@@ -12,8 +12,14 @@ from annotation.formats import FormatError, guess_format, read_file
 from learner.nets import ARCHITECTURES
 
 
-class DefaultsHelpFormatter(DjangoHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Django's help layout, with each option's default."""
+class DefaultsHelpFormatter(DjangoHelpFormatter):
+    """Django's help layout, with the default of every option that has one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
 
 
 class Command(BaseCommand):
@@ -39,14 +45,22 @@ class Command(BaseCommand):
             help="architecture (default: bilstm_crf; hf_crf when --init-from is a Hugging Face "
             "checkpoint)",
         )
-        parser.add_argument("--epochs", type=int, default=30)
-        parser.add_argument("--patience", type=int, default=5)
-        parser.add_argument("--batch-size", type=int, default=32)
-        parser.add_argument("--lr", type=float, default=None, help="learning rate")
-        parser.add_argument("--time-budget", type=float, default=None, help="seconds")
+        parser.add_argument("--epochs", type=int, default=30, help="at most this many epochs")
+        parser.add_argument(
+            "--patience", type=int, default=5, help="epochs without a dev F1 gain before stopping"
+        )
+        parser.add_argument("--batch-size", type=int, default=32, help="sentences per batch")
+        parser.add_argument(
+            "--lr", type=float, default=None, help="learning rate (default: the architecture's)"
+        )
+        parser.add_argument(
+            "--time-budget", type=float, default=None, help="seconds of training (default: none)"
+        )
         parser.add_argument("--init-from", default=None, help="HF checkpoint or nerloop bundle")
-        parser.add_argument("--seed", type=int, default=13)
-        parser.add_argument("--threads", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=13, help="random seed")
+        parser.add_argument(
+            "--threads", type=int, default=None, help="torch threads (default: the cores available)"
+        )
         parser.add_argument("--hparams", default="{}", help='JSON, e.g. {"hidden": 128}')
         parser.add_argument("--no-int8", action="store_true", help="skip the INT8 twin")
         parser.add_argument(
@@ -79,6 +93,11 @@ class Command(BaseCommand):
                 raise CommandError(f"{exc}{hint}") from None
 
         train_examples = load(opts["train"])
+        if not any(example.spans for example in train_examples):
+            raise CommandError(
+                f"{opts['train']}: no entities in {len(train_examples)} sentences; a model "
+                "trained on it would never predict one (is the file in the format you meant?)"
+            )
         dev_examples = load(opts["dev"])
         test_examples = load(opts["test"]) if opts["test"] else None
         for name in ("epochs", "batch_size"):
