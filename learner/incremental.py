@@ -20,7 +20,8 @@ import numpy as np
 MIN_EPOCH_SENTENCES = 600
 STOP_SHARE = 0.1  # of the train examples, held out for early stopping
 STOP_MAX = 500
-STOP_MIN_TRAIN = 20  # below this, nothing is held out (early stopping uses the eval split)
+STOP_MIN = 20  # fewer held-out sentences judge an epoch by chance (two of them scored F1 0)
+STOP_MIN_TRAIN = 200  # below this, nothing is held out (early stopping uses the eval split)
 
 
 def replay_mix(
@@ -45,8 +46,8 @@ def oversample(examples: Sequence, minimum: int = MIN_EPOCH_SENTENCES) -> list:
 
 
 def stopping_split(examples: Sequence, seed: int) -> tuple[list, list]:
-    """``(fit, stop)``: about a tenth of ``examples`` (at least 2, at most STOP_MAX) held out
-    for early stopping, the rest to train on; ``stop`` is empty under STOP_MIN_TRAIN.
+    """``(fit, stop)``: about a tenth of ``examples`` (at least STOP_MIN, at most STOP_MAX)
+    held out for early stopping, the rest to train on; ``stop`` is empty under STOP_MIN_TRAIN.
 
     Whether an example is held out depends only on its text and ``seed`` (one per project),
     not on the rest of the set: a text held out of one run stays out of the next, and a text
@@ -54,8 +55,8 @@ def stopping_split(examples: Sequence, seed: int) -> tuple[list, list]:
     previous model therefore stops early on sentences that model never saw; drawn afresh for
     every run, the held-out tenth was mostly the parent's training data, scored near 1.0 F1
     from the first epoch and stopped every retrain after a few epochs. (As a set grows, only
-    the cap can move a held-out text back into training; the minimum of 2 applies to sets
-    of a few dozen.)
+    the cap can move a held-out text back into training; the minimum can hold out a text
+    trained on before, in sets of a few hundred.)
     """
     examples = list(examples)
     if len(examples) < STOP_MIN_TRAIN:
@@ -64,8 +65,8 @@ def stopping_split(examples: Sequence, seed: int) -> tuple[list, list]:
     held = keys < STOP_SHARE
     if held.sum() > STOP_MAX:
         held = keys < np.sort(keys[held])[STOP_MAX]
-    elif held.sum() < 2:
-        held = keys <= np.sort(keys)[1]
+    elif held.sum() < STOP_MIN:
+        held = keys <= np.sort(keys)[STOP_MIN - 1]
     fit = [example for example, out in zip(examples, held, strict=True) if not out]
     stop = [example for example, out in zip(examples, held, strict=True) if out]
     return fit, stop

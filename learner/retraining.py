@@ -35,7 +35,7 @@ from annotation.progress import feedback_pool
 from annotation.spans import Example, Span
 from nerloop.errors import CodedAPIException
 
-from .incremental import STOP_MIN_TRAIN
+from . import incremental
 from .models import ModelVersion, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -342,7 +342,9 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     if stop:
         say(f"early stopping on {len(stop)} train sentences held out of training")
     else:
-        say(f"early stopping on the eval split: fewer than {STOP_MIN_TRAIN} train sentences")
+        say(
+            f"early stopping on the eval split: fewer than {incremental.STOP_MIN_TRAIN} train sentences"
+        )
     clock = time.monotonic()
     trained = train(
         oversample(fit),

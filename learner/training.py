@@ -463,7 +463,9 @@ def train(
             "partial": out_of_time,
         }
         history.append(record)
-        improved = scores["f1"] > best_f1
+        # while no entity has been found at all, the latest epoch is the best so far (the
+        # first one, kept on a tie, predicted nothing: a retrain chose it at F1 0)
+        improved = scores["f1"] > best_f1 or scores["f1"] == best_f1 == 0
         if improved:
             best_f1, best_epoch, stale = scores["f1"], epoch, 0
             best_state = copy.deepcopy(model.state_dict())

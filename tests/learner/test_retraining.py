@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from annotation.models import Annotation, Document
-from learner import retraining
+from learner import incremental, retraining
 from learner.models import ModelVersion, TrainingRun
 from learner.retraining import NotReady, gate, request_training
 
@@ -294,6 +294,9 @@ def small_project(datasets_dir, tmp_path):
 @pytest.mark.slow
 def test_retraining_run_trains_exports_and_promotes_then_warm_starts(small_project, monkeypatch):
     project = small_project
+    # hold out of these 60 train sentences as a project of thousands would
+    monkeypatch.setattr(incremental, "STOP_MIN_TRAIN", 20)
+    monkeypatch.setattr(incremental, "STOP_MIN", 2)
     run, _ = request_training(project)
     version_id = retraining.run_training(run.pk)
     run.refresh_from_db()

@@ -118,6 +118,17 @@ def test_training_time_budget_stops_early(sentences):
     assert model.summary["train_seconds"] < 20
 
 
+def test_training_keeps_the_latest_epoch_while_dev_f1_stays_zero(sentences):
+    """A model that has found no entity yet has not converged: early stopping must not keep
+    its first epoch on a tie at F1 0 (a retrain served a model that predicted nothing)."""
+    dev = [Example("今天天气很好，我们去公园。", [Span(0, 2, "NOPE")])]  # never predicted
+    model = train(
+        sentences, dev, "bilstm_crf", quick(epochs=4, patience=2), log=None, labels=["NOPE"]
+    )
+    assert [row["dev_f1"] for row in model.history] == [0.0] * 4  # no early stop at epoch 3
+    assert model.summary["best_epoch"] == 4
+
+
 @pytest.mark.slow
 def test_training_transformer_learns(sentences):
     options = quick(
