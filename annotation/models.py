@@ -487,8 +487,8 @@ class Annotation(models.Model):
     ) -> Annotation:
         """Store ``user``'s spans if ``revision`` is the current one (0 = none yet).
 
-        Raises E101 (400) for invalid spans and E102 (409, with the current revision) for a
-        stale one; nothing changes on either. The same submission again (a retry after a lost
+        Raises E101 (400) for invalid spans, E102 (409, with the current revision) for a
+        stale one and E109 (409) for a draft over a validated answer; nothing changes on any. The same submission again (a retry after a lost
         response) gets the annotation it made. Accepting a submission ends whoever's claim on
         the document. The same spans and state as the current revision change nothing else.
         """
@@ -540,6 +540,10 @@ class Annotation(models.Model):
             else:
                 rows = cls.objects.filter(document=document, revision=revision)
                 current = rows.values("spans", "validated").first()
+                if current is not None and current["validated"] and not validated:
+                    # a draft would take a validated answer (eval gold too) out of training
+                    # and scoring, with one click: it must be saved, or corrected and saved
+                    raise CodedAPIException("E109", status_code=409)
                 if current == {"spans": spans, "validated": validated}:
                     # Nothing changed (reviewing with Enter): no new revision, no credit moved
                     # to this user, nothing new for the retraining trigger; the claim ends.

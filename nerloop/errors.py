@@ -33,6 +33,7 @@ class Errors:
     E106 = _("invalid label schema")
     E107 = _("a project must keep at least one admin")
     E108 = _("the project is training: delete it once the run has ended")
+    E109 = _("the document has a validated answer: save your changes instead of a draft")
     E201 = _("no model is ready to serve this request")
     E202 = _("model bundle failed verification")
     E203 = _("invalid predict request")

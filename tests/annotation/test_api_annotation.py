@@ -69,9 +69,25 @@ def test_annotation_submit_of_the_same_answer_changes_nothing(world):
     assert same.json() == first
     annotation = Annotation.objects.get(document=doc)
     assert (annotation.revision, annotation.annotator) == (1, world.annotator)
-    # a draft of the same spans is a change (validated -> draft), and so is the way back
-    assert submit(world, doc, [PER, LOC], 1, draft=True).json()["revision"] == 2
-    assert submit(world, doc, [PER, LOC], 2).json()["revision"] == 3
+    # a draft back to validated is a change
+    draft = world.document("李四在上海。")
+    assert submit(world, draft, [PER], 0, draft=True).json()["revision"] == 1
+    assert submit(world, draft, [PER], 1).json()["revision"] == 2
+
+
+def test_annotation_a_validated_answer_cannot_become_a_draft(world):
+    """One click on "Save draft" took validated documents, eval gold included, out of
+    training and scoring."""
+    doc = world.document(split="eval")
+    submit(world, doc, [PER], 0)
+    for spans in ([PER], [PER, LOC]):
+        refused = submit(world, doc, spans, 1, draft=True, role="admin")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["code"] == "E109"
+    annotation = Annotation.objects.get(document=doc)
+    assert (annotation.revision, annotation.validated, annotation.spans) == (1, True, [PER])
+    doc.refresh_from_db()
+    assert doc.status == "validated"
 
 
 def test_annotation_submit_with_a_stale_revision_is_a_conflict(world):

@@ -768,6 +768,17 @@ def test_workspace_saves_a_draft_that_opens_again_with_its_spans(page, live_serv
     assert page.inner_text("#stat-doc") == f"#{doc.pk} · annotator 的草稿"
 
 
+def test_workspace_offers_no_draft_of_a_validated_document(page, live_server, world, model):
+    doc = world.document("王小明在上海工作。", split="eval")
+    Annotation.submit(doc, world.admin, [{"start": 0, "end": 3, "label": "PER"}], 0)
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/annotate/?document={doc.pk}")
+    page.wait_for_selector(f"#doc-view[data-doc-id='{doc.pk}']")
+    assert page.is_disabled("#btn-draft")
+    assert "Enter" in page.get_attribute("#btn-draft", "title")
+    assert Annotation.objects.get(document=doc).validated
+
+
 def make_user_in(world, username: str):
     from django.contrib.auth import get_user_model
 

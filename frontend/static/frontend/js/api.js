@@ -166,6 +166,7 @@
     E106: gettext("Invalid label schema"),
     E107: gettext("A project must keep at least one admin"),
     E108: gettext("The project is training: delete it once the run has ended"),
+    E109: gettext("This document has a validated answer: save your changes instead of a draft"),
     E201: gettext("No model is ready to serve this"),
     E203: gettext("Invalid prediction request"),
     E204: gettext("The task broker is unreachable; nothing was queued"),

@@ -30,6 +30,7 @@
   const tooltip = $("tooltip");
   const caretEl = $("caret");
   const statusLine = $("ws-status");
+  const draftTitle = $("btn-draft").title;
   const threshold = $("threshold");
   const opened = new URLSearchParams(location.search).get("document");
   const documentMode = opened !== null && /^[0-9]+$/.test(opened);
@@ -823,6 +824,13 @@
     for (const id of ["btn-submit", "btn-skip", "btn-draft", "btn-accept-above"]) {
       $(id).disabled = !state.item || (id === "btn-submit" && state.submitting);
     }
+    // a validated answer is corrected by saving it: a draft would take it out of training
+    const validated = Boolean(state.item && state.item.annotation && state.item.annotation.validated);
+    const draft = $("btn-draft");
+    if (validated) draft.disabled = true;
+    draft.title = validated
+      ? gettext("This document has a validated answer: correct it and save it (Enter)")
+      : draftTitle;
   }
 
   /** Why the queue has nothing for this annotator, and what to do about it. */
