@@ -1,7 +1,7 @@
 """Request validation and response shapes of ``POST /api/v1/predict``.
 
 Limits are read from settings at validation time (not at import), so a deployment's
-``NERLOOP_PREDICT_MAX_CHARS``/``NERLOOP_PREDICT_MAX_TEXTS`` and tests' override_settings
+``NERLOOP_PREDICT_MAX_CHARS``/``NERLOOP_PREDICT_MAX_TEXTS``/``NERLOOP_PREDICT_MAX_TOTAL_CHARS`` and tests' override_settings
 both apply. Responses are built as plain dicts (``prediction_payload``): the serializers below
 them only describe the shape for the OpenAPI schema, keeping per-text overhead small.
 """
@@ -48,7 +48,8 @@ class PredictRequestSerializer(serializers.Serializer):
         required=False,
         allow_empty=False,
         help_text="several texts, answered in order; give this or text. At most "
-        "NERLOOP_PREDICT_MAX_TEXTS (default 256) texts of NERLOOP_PREDICT_MAX_CHARS each",
+        "NERLOOP_PREDICT_MAX_TEXTS (default 256) texts of NERLOOP_PREDICT_MAX_CHARS each, "
+        "NERLOOP_PREDICT_MAX_TOTAL_CHARS (default 200,000) in all",
     )
     project = serializers.IntegerField(
         required=False,
@@ -65,6 +66,12 @@ class PredictRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError(f"{len(value)} texts sent; the limit is {limit}")
         for index, text in enumerate(value):
             _check_length(text, f"texts[{index}]")
+        total, limit = sum(map(len, value)), settings.PREDICT_MAX_TOTAL_CHARS
+        if total > limit:  # one request must not hold a web worker for many seconds
+            raise serializers.ValidationError(
+                f"the texts hold {total} characters in all; the limit is {limit} per request: "
+                "send them in several requests"
+            )
         return value
 
     def validate(self, attrs: dict) -> dict:

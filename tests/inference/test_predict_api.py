@@ -97,13 +97,14 @@ def test_predict_api_texts_in_order(api, served):
         ({"text": "x" * 11}, "text", "limit is 10"),
         ({"texts": ["ok", "x" * 11]}, "texts", "texts[1] has 11 characters"),
         ({"texts": ["a"] * 4}, "texts", "4 texts sent; the limit is 3"),
+        ({"texts": ["x" * 10, "x" * 10, "x"]}, "texts", "21 characters in all; the limit is 20"),
         ({"text": "张\ud800三"}, "text", "unpaired surrogate"),
         ({"texts": ["ok", "\udfff"]}, "texts", "unpaired surrogate"),
     ],
 )
 def test_predict_api_rejects_bad_input(api, served, payload, field, says):
     body = json.dumps(payload)  # ASCII escapes: a lone surrogate travels as JSON allows
-    with override_settings(PREDICT_MAX_CHARS=10, PREDICT_MAX_TEXTS=3):
+    with override_settings(PREDICT_MAX_CHARS=10, PREDICT_MAX_TEXTS=3, PREDICT_MAX_TOTAL_CHARS=20):
         response = api.post(URL, body, content_type="application/json")
     body = _error(response, 400, "E203")
     assert field in body["detail"]
