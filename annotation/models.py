@@ -263,8 +263,17 @@ class Project(models.Model):
         self.labels = labels
 
     def validate_spans(self, text: str, raw_spans) -> list[Span]:
-        """Spans checked against this project's schema; raises SpanError."""
-        return validate_spans(text, spans_from_json(raw_spans), self.label_names())
+        """Spans checked against this project's schema; raises SpanError. A span may not
+        cross a line break: no entity does, the model reads each line on its own (so it could
+        never predict one), and a selection dragged over a line end is a slip."""
+        spans = validate_spans(text, spans_from_json(raw_spans), self.label_names())
+        for start, end, label in spans:
+            if "\n" in text[start:end] or "\r" in text[start:end]:
+                raise SpanError(
+                    f"span ({start}, {end}, {label!r}) crosses a line break; an entity lies "
+                    "within one line"
+                )
+        return spans
 
 
 class ProjectMembership(models.Model):

@@ -151,6 +151,16 @@ def test_annotation_submit_rejects_invalid_spans(world, spans, problem):
     assert (annotation.revision, annotation.spans) == (1, [PER])
 
 
+def test_annotation_submit_refuses_a_span_across_a_line_break(world):
+    doc = world.document("我明天去杭州。\n张伟也去。\r\n好")
+    for start, end in [(4, 10), (13, 16)]:
+        response = submit(world, doc, [{"start": start, "end": end, "label": "LOC"}], 0)
+        assert response.status_code == 400
+        assert "crosses a line break" in response.json()["error"]["detail"]
+    assert not Annotation.objects.filter(document=doc).exists()
+    assert submit(world, doc, [{"start": 4, "end": 6, "label": "LOC"}], 0).status_code == 200
+
+
 def test_annotation_submit_counts_code_points_not_utf16_units(world):
     doc = world.document("😀张三𠮷在北京")
     response = submit(world, doc, [{"start": 1, "end": 3, "label": "PER"}, [5, 7, "LOC"]], 0)
