@@ -779,6 +779,22 @@ def test_workspace_offers_no_draft_of_a_validated_document(page, live_server, wo
     assert Annotation.objects.get(document=doc).validated
 
 
+def test_workspace_skip_asks_again_before_dropping_changes(page, live_server, world, model):
+    doc = queue_document(world.project, model, "王小明在上海工作。", [], 0.9)
+    queue_document(world.project, model, "李四去了北京。", [], 0.5)
+    open_workspace(page, live_server, world)
+    assert shown_doc(page) == doc.pk
+    drag_select(page, "王小明")
+    page.keyboard.press("1")
+    page.keyboard.press("s")
+    assert "再按一次 S" in page.inner_text("#ws-status")
+    page.wait_for_timeout(300)
+    assert shown_doc(page) == doc.pk and page.locator("mark.ent[data-label='PER']").count() == 1
+    page.keyboard.press("s")  # asked and answered: dropped, and on to the next
+    page.wait_for_function(f"document.getElementById('doc-view').dataset.docId !== '{doc.pk}'")
+    assert not Annotation.objects.filter(document=doc).exists()
+
+
 def make_user_in(world, username: str):
     from django.contrib.auth import get_user_model
 

@@ -31,6 +31,7 @@
   const caretEl = $("caret");
   const statusLine = $("ws-status");
   const draftTitle = $("btn-draft").title;
+  const SKIP_CONFIRM_MS = 5000; // a second S within this drops the changes and skips
   const threshold = $("threshold");
   const opened = new URLSearchParams(location.search).get("document");
   const documentMode = opened !== null && /^[0-9]+$/.test(opened);
@@ -1036,6 +1037,14 @@
   async function skip() {
     if (!state.item || state.submitting) return;
     const doc = state.item.document || state.item;
+    // Changes on the page are dropped by a skip: one key press must not lose them unasked.
+    const armed = state.skipArmed;
+    if (state.undo.length > 0 && !(armed && armed.id === doc.id && performance.now() - armed.at < SKIP_CONFIRM_MS)) {
+      state.skipArmed = { id: doc.id, at: performance.now() };
+      say(gettext("You changed this document: press S (or the button) again to drop your changes and go on, or Enter to save them."), "error");
+      return;
+    }
+    state.skipArmed = null;
     state.submitting = true;
     try {
       if (!documentMode) await N.api.post(endpoints.skip(doc.id), {});
