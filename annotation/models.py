@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from nerloop.errors import CodedAPIException
 
@@ -484,10 +485,10 @@ class Annotation(models.Model):
     @classmethod
     def _stale(cls, document: Document, revision: int) -> CodedAPIException:
         current = cls.objects.filter(document=document).values_list("revision", flat=True).first()
-        detail = (
-            f"revision {revision} is not the current one: the document's annotation is at "
-            f"revision {current or 0} (0: none yet); load it again"
-        )
+        detail = gettext(
+            "revision %(sent)s is not the current one: the document's annotation is at "
+            "revision %(current)s (0: none yet); load it again"
+        ) % {"sent": revision, "current": current or 0}
         return CodedAPIException("E102", detail, status_code=409)
 
     @classmethod

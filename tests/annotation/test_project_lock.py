@@ -5,6 +5,7 @@ an import adds its labels to those added meanwhile, and a label removed meanwhil
 hit it.)"""
 
 import pytest
+from django.utils import translation
 
 from annotation.formats import Example, Span
 from annotation.importing import Entry, import_entries
@@ -78,5 +79,9 @@ def test_a_stale_revision_says_which_is_current(world):
         with pytest.raises(CodedAPIException) as stale:
             Annotation.submit(document, world.admin, [], wrong)
         assert stale.value.code == "E102" and stale.value.status_code == 409
-        assert f"revision {wrong} is not the current one" in str(stale.value.detail)
-        assert "at revision 1" in str(stale.value.detail)
+        # in the default language, Chinese (the UI shows it next to the catalogue's title)
+        assert f"你提交的是第 {wrong} 版，而该文档的标注现在是第 1 版" in str(stale.value.detail)
+    with translation.override("en"), pytest.raises(CodedAPIException) as stale:
+        Annotation.submit(document, world.admin, [], 0)
+    assert "revision 0 is not the current one" in str(stale.value.detail)
+    assert "at revision 1" in str(stale.value.detail)

@@ -554,6 +554,29 @@ def test_workspace_document_mode_conflict_offers_the_saved_version(page, live_se
     wait_for(lambda: stored_spans(doc) == [(0, 1, "PER")])
 
 
+def test_workspace_queue_conflict_opens_the_saved_version_with_mine_one_undo_away(
+    page, live_server, world, model
+):
+    doc = queue_document(world.project, model, "王小明在上海工作。", [], 0.9)
+    open_workspace(page, live_server, world)
+    assert shown_doc(page) == doc.pk
+    Annotation.submit(doc, world.admin, [{"start": 4, "end": 6, "label": "LOC"}], 0)  # elsewhere
+    drag_select(page, "王小明")
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#btn-open-saved")
+    shot(page, "workspace-queue-conflict")
+    page.click("#btn-open-saved")
+    page.wait_for_url(f"**/annotate/?document={doc.pk}&back=queue")
+    page.wait_for_selector("mark.ent[data-label='LOC']")
+    assert "Ctrl+Z" in page.inner_text("#ws-status")
+    page.keyboard.press("Control+z")  # mine back, to save over the other version
+    assert page.locator("mark.ent[data-label='PER']").count() == 1
+    assert page.locator("mark.ent[data-label='LOC']").count() == 0
+    page.keyboard.press("Enter")
+    wait_for(lambda: stored_spans(doc) == [(0, 3, "PER")])
+
+
 def test_workspace_empty_queue_says_why_and_disables_its_buttons(page, live_server, world, model):
     world.project.add_member(world.admin, "admin")
     login(page, live_server, "admin")

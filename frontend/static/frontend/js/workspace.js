@@ -31,6 +31,7 @@
   const caretEl = $("caret");
   const statusLine = $("ws-status");
   const draftTitle = $("btn-draft").title;
+  const CARRIED = "nerloop-carried-spans-"; // + document id, in sessionStorage
   const SKIP_CONFIRM_MS = 5000; // a second S within this drops the changes and skips
   const threshold = $("threshold");
   const opened = new URLSearchParams(location.search).get("document");
@@ -113,6 +114,20 @@
       statusLine.append(" ", reload);
       return;
     }
+    // The saved version opens on the document's own page, where Ctrl+Z brings these spans
+    // back to save over it (they travel in this tab's sessionStorage).
+    const doc = state.item.document || state.item;
+    const open = document.createElement("button");
+    open.type = "button";
+    open.id = "btn-open-saved";
+    open.className = "btn btn-small";
+    open.textContent = gettext("Load the saved version");
+    open.addEventListener("click", () => {
+      sessionStorage.setItem(CARRIED + doc.id, JSON.stringify(snapshot()));
+      state.undo = []; // carried along: leaving loses nothing
+      location.assign(`/projects/${projectId}/annotate/?document=${doc.id}&back=queue`);
+    });
+    statusLine.append(" ", open);
     const next = document.createElement("button");
     next.type = "button";
     next.id = "btn-next-item";
@@ -271,6 +286,17 @@
   }
 
   // ---- changes (all undoable) -------------------------------------------------------------
+
+  /** Spans a refused save in the queue carried over to this page: one Ctrl+Z away. */
+  function takeCarriedSpans(id) {
+    const carried = sessionStorage.getItem(CARRIED + id);
+    if (carried === null) return;
+    sessionStorage.removeItem(CARRIED + id);
+    const mine = JSON.parse(carried);
+    if (!state.item || JSON.stringify(mine) === JSON.stringify(state.spans)) return;
+    state.undo.push(mine);
+    say(gettext("Loaded the saved version; Ctrl+Z brings your spans back to save over it."));
+  }
 
   function snapshot() {
     return state.spans.map((span) => ({ ...span }));
@@ -1144,6 +1170,7 @@
       if (backToQueue) $("back-to-list").textContent = gettext("Back to the queue");
       $("back-to-list").hidden = false;
       await openDocument(Number(opened));
+      takeCarriedSpans(Number(opened));
       refreshProgress();
     } else {
       await advance();
