@@ -46,8 +46,8 @@ class ErrorsAutoSchema(AutoSchema):
         if direction != "response":
             return bodies
         statuses = []
-        if self.method in ("POST", "PUT", "PATCH"):
-            statuses.append("400")
+        if self.method in ("POST", "PUT", "PATCH") or self._is_list_view():
+            statuses.append("400")  # a refused body, or a refused ?page_size=
         permissions = self.view.get_permissions()
         if permissions and not any(isinstance(p, AllowAny) for p in permissions):
             statuses += ["401", "403"]

@@ -99,6 +99,10 @@ def test_documents_list_paginates(world):
     assert len(world.api("annotator").get(small["next"]).json()["results"]) == 50
     big = world.api("annotator").get(url(world), {"page_size": 5000}).json()
     assert len(big["results"]) == 130 and big["next"] is None
+    for wrong in ("0", "-1", "abc", "1.5", "２"):
+        refused = world.api("annotator").get(url(world), {"page_size": wrong})
+        assert refused.status_code == 400, wrong
+        assert "page_size" in refused.json()["error"]["detail"]
 
 
 @pytest.mark.parametrize("role", ROLES)

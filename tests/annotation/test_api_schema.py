@@ -63,7 +63,10 @@ def test_schema_lists_the_error_body_and_who_needs_no_login(world):
     for status in ("400", "401", "403", "404"):
         assert upload["responses"][status]["content"]["application/json"]["schema"] == error
     listing = schema["paths"]["/api/v1/projects"]["get"]
-    assert "400" not in listing["responses"] and "404" not in listing["responses"]
+    assert "400" in listing["responses"]  # a refused ?page_size=
+    assert "404" not in listing["responses"]
+    detail = schema["paths"]["/api/v1/projects/{project_id}"]["get"]
+    assert "400" not in detail["responses"]
     body = schema["components"]["schemas"]["ErrorBody"]["properties"]
     assert set(body) == {"code", "message", "detail"}
     assert "E102 stale revision" in body["code"]["description"]
