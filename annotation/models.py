@@ -65,8 +65,9 @@ def _hue(k: int) -> str:
 
 
 def valid_label_name(name: str) -> bool:
-    """No whitespace, no leading dash, at most 50 characters (names become ``B-NAME`` tags)."""
-    return bool(LABEL_RE.match(name)) and len(name) <= 50
+    """No whitespace, no leading dash, at most 50 characters (names become ``B-NAME`` tags),
+    and not ``O``, the tag of no entity."""
+    return bool(LABEL_RE.match(name)) and len(name) <= 50 and name != "O"
 
 
 def normalize_labels(raw) -> list[dict]:
@@ -93,6 +94,8 @@ def normalize_labels(raw) -> list[dict]:
                 why = "a name is needed"
             elif len(name) > 50:
                 why = f"{len(name)} characters; at most 50"
+            elif name == "O":
+                why = "O is the tag of no entity in BIO files"
             else:
                 why = "no spaces, no leading '-'"
             raise CodedAPIException("E106", f"label {row}: invalid name {name!r} ({why})")

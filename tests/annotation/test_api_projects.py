@@ -66,6 +66,7 @@ def test_projects_labels_without_hotkeys_get_free_digits(world):
         ([{"name": "PER"}, {"name": "PER"}], "duplicate"),
         ([{"name": "B-X Y"}], "invalid name"),
         ([{"name": "X" * 60}], "(60 characters; at most 50)"),
+        (["PER", "O"], "O is the tag of no entity"),
         ([{"name": "PER", "color": "red"}], "colour"),
         ([{"name": "PER", "hotkey": "1"}, {"name": "LOC", "hotkey": "1"}], "hotkey"),
         ([{"name": "PER", "hotkey": "s"}], "hotkey 's' is the workspace's skip key"),
