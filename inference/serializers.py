@@ -1,14 +1,16 @@
 """Request validation and response shapes of ``POST /api/v1/predict``.
 
 Limits are read from settings at validation time (not at import), so a deployment's
-``NERLOOP_PREDICT_MAX_CHARS``/``NERLOOP_PREDICT_MAX_TEXTS``/``NERLOOP_PREDICT_MAX_TOTAL_CHARS`` and tests' override_settings
-both apply. Responses are built as plain dicts (``prediction_payload``): the serializers below
+``NERLOOP_PREDICT_MAX_CHARS``, ``NERLOOP_PREDICT_MAX_TEXTS`` and
+``NERLOOP_PREDICT_MAX_TOTAL_CHARS`` and tests' override_settings both apply. The limits' messages
+are in the request's language: the playground shows them as they come. Responses are built as plain dicts (``prediction_payload``): the serializers below
 them only describe the shape for the OpenAPI schema, keeping per-text overhead small.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from .engine import TextPrediction
@@ -33,7 +35,8 @@ def _check_length(text: str, where: str) -> None:
     limit = settings.PREDICT_MAX_CHARS
     if len(text) > limit:
         raise serializers.ValidationError(
-            f"{where} has {len(text)} characters; the limit is {limit}"
+            _("%(where)s has %(count)d characters; the limit is %(limit)d")
+            % {"where": where, "count": len(text), "limit": limit}
         )
 
 
@@ -63,14 +66,20 @@ class PredictRequestSerializer(serializers.Serializer):
     def validate_texts(self, value: list[str]) -> list[str]:
         limit = settings.PREDICT_MAX_TEXTS
         if len(value) > limit:
-            raise serializers.ValidationError(f"{len(value)} texts sent; the limit is {limit}")
+            raise serializers.ValidationError(
+                _("%(count)d texts sent; the limit is %(limit)d")
+                % {"count": len(value), "limit": limit}
+            )
         for index, text in enumerate(value):
             _check_length(text, f"texts[{index}]")
         total, limit = sum(map(len, value)), settings.PREDICT_MAX_TOTAL_CHARS
         if total > limit:  # one request must not hold a web worker for many seconds
             raise serializers.ValidationError(
-                f"the texts hold {total} characters in all; the limit is {limit} per request: "
-                "send them in several requests"
+                _(
+                    "the texts hold %(count)d characters in all; the limit is %(limit)d per "
+                    "request: send them in several requests"
+                )
+                % {"count": total, "limit": limit}
             )
         return value
 

@@ -156,3 +156,13 @@ def test_predict_api_is_in_the_openapi_schema(api):
     operation = json.loads(response.content)["paths"]["/api/v1/predict"]["post"]
     assert operation["operationId"] == "predict"
     assert {"200", "400", "503"} <= set(operation["responses"])
+
+
+def test_predict_api_says_its_limits_in_the_requests_language(user, served):
+    client = APIClient(HTTP_ACCEPT_LANGUAGE="zh-hans")  # the playground's default
+    client.force_authenticate(user)
+    with override_settings(PREDICT_MAX_CHARS=10):
+        response = client.post(URL, {"text": "张三" * 6}, format="json")
+    assert "text 有 12 个字符，上限是 10" in json.dumps(
+        _error(response, 400, "E203")["detail"], ensure_ascii=False
+    )
