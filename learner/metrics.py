@@ -78,6 +78,17 @@ def project_metrics(project: Project) -> dict:
     )
     active = next((v for v in versions if v.status == ModelVersion.Status.ACTIVE), None)
     default = default_model(project)
+    # its F1 on this project's eval set, as the last gate that compared a version with it
+    # scored it (its own metrics are on the data it was trained for: 0.985 on the demo's)
+    gated = next(
+        (
+            v
+            for v in reversed(versions)
+            if (v.metrics or {}).get("compared_with") == "default"
+            and (v.metrics or {}).get("previous_f1") is not None
+        ),
+        None,
+    )
     return {
         "project": project.pk,
         "active_version": active.version if active else None,
@@ -87,6 +98,8 @@ def project_metrics(project: Project) -> dict:
             "id": default.pk,
             "version": default.version,
             "f1": (default.metrics or {}).get("f1"),
+            "project_f1": gated.metrics["previous_f1"] if gated else None,
+            "project_f1_gate": gated.version if gated else None,
             "serving": active is None,
         }
         if default is not None

@@ -115,6 +115,14 @@ class DefaultModelSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="activate it with versions/{id}/activate")
     version = serializers.CharField()
     f1 = serializers.FloatField(allow_null=True, help_text="on the default model's own data")
+    project_f1 = serializers.FloatField(
+        allow_null=True,
+        help_text="on this project's eval set, as the last gate that compared a version with "
+        "the default model scored it (null: never compared)",
+    )
+    project_f1_gate = serializers.CharField(
+        allow_null=True, help_text="the version whose gate measured project_f1"
+    )
     serving = serializers.BooleanField(help_text="true until a project version is active")
 
 

@@ -117,3 +117,25 @@ def test_metrics_endpoint_query_count_does_not_grow_with_versions(
     with django_assert_max_num_queries(12):
         body = client.get(url(world.project)).json()
     assert len(body["versions"]) == 9
+
+
+def test_metrics_endpoint_gives_the_default_models_f1_on_the_projects_eval_set(
+    world, default_bundle
+):
+    """Next to "serve the default model again" the number that matters is its score on this
+    project's eval set (what the gate measured), not on the data it came with."""
+    first = version_row(world.project, "v1", 0.41, 50)
+    first.metrics.update(compared_with="default", previous_f1=0.2)
+    first.save()
+    default = world.api("annotator").get(url(world.project)).json()["default_model"]
+    assert default["version"] == "tiny-default"
+    assert (default["project_f1"], default["project_f1_gate"]) == (0.2, "v1")
+    first.activate()
+    second = version_row(world.project, "v2", 0.62, 120, parent=first)  # compared with v1
+    second.activate()
+    default = world.api("annotator").get(url(world.project)).json()["default_model"]
+    assert (default["project_f1"], default["project_f1_gate"], default["serving"]) == (
+        0.2,
+        "v1",
+        False,
+    )

@@ -508,9 +508,13 @@
     state.defaultModel = model;
     box.hidden = !model || model.serving || !state.isAdmin;
     if (box.hidden) return;
-    $("default-model-text").textContent = interpolate(
-      gettext("The default model %(v)s (F1 %(f1)s on its own evaluation data) can serve this project again."),
-      { v: model.version, f1: fmt(model.f1) }, true);
+    $("default-model-text").textContent = model.project_f1 != null
+      ? interpolate(
+        gettext("The default model %(v)s (F1 %(f1)s on this project's evaluation set, when %(gate)s was gated) can serve this project again."),
+        { v: model.version, f1: fmt(model.project_f1), gate: model.project_f1_gate }, true)
+      : interpolate(
+        gettext("The default model %(v)s (F1 %(f1)s on its own evaluation data) can serve this project again."),
+        { v: model.version, f1: fmt(model.f1) }, true);
   }
 
   $("btn-default-model").addEventListener("click", async () => {
