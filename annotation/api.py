@@ -445,7 +445,8 @@ class _StreamWhateverIsAccepted(DefaultContentNegotiation):
 
 class ExportView(APIView):
     """Stream the project as a file: ``?split=train|eval``, ``?annotated=1`` to filter;
-    ``?predictions=1`` fills documents without an annotation with the model's latest spans."""
+    ``?predictions=1`` fills documents without an annotation with the model's latest spans;
+    ``?scheme=bioes`` (or bmes) for CoNLL tags other than BIO."""
 
     error_statuses = {"GET": ("400",)}  # a refused query string
 
@@ -472,7 +473,9 @@ class ExportView(APIView):
         annotated = query.validated_data["annotated"]
         predictions = query.validated_data["predictions"]
         content_type, extension = exporting.CONTENT_TYPES[fmt]
-        chunks = exporting.export_chunks(self.project, fmt, split, annotated, predictions)
+        chunks = exporting.export_chunks(
+            self.project, fmt, split, annotated, predictions, query.validated_data["scheme"]
+        )
         response = StreamingHttpResponse(chunks, content_type=f"{content_type}; charset=utf-8")
         name = f"project-{self.project.pk}-{fmt}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -87,8 +87,9 @@ def export_chunks(
     split: str | None = None,
     annotated: bool = False,
     predictions: bool = False,
+    scheme: str = "bio",
 ) -> Iterator[str]:
-    """The file, in pieces of about CHUNK_CHARS characters.
+    """The file, in pieces of about CHUNK_CHARS characters (CoNLL tags in ``scheme``).
 
     CoNLL cannot say where a sentence's tags come from, and whoever reads it takes every
     sentence as gold: a document with no answer would read as "no entity" and a draft as
@@ -99,7 +100,7 @@ def export_chunks(
         rows = (row for row in rows if _answered(row, predictions))
     buffer: list[str] = []
     size = 0
-    for piece in iter_lines(fmt, rows):
+    for piece in iter_lines(fmt, rows, scheme):
         buffer.append(piece)
         size += len(piece)
         if size >= CHUNK_CHARS:

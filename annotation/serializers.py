@@ -216,7 +216,24 @@ class DocumentFilterSerializer(serializers.Serializer):
     )
 
 
+def _scheme_lowered(data):
+    """The request's data with ``scheme`` in lower case: BIO, Bioes and bmes all work."""
+    scheme = data.get("scheme") if hasattr(data, "get") else None
+    if isinstance(scheme, str) and scheme != scheme.lower():
+        data = data.copy()
+        data["scheme"] = scheme.lower()
+    return data
+
+
 class ExportQuerySerializer(serializers.Serializer):
+    def to_internal_value(self, data):
+        return super().to_internal_value(_scheme_lowered(data))
+
+    scheme = serializers.ChoiceField(
+        choices=SCHEMES,
+        default="bio",
+        help_text="the tags of a CoNLL export: bio, bioes or bmes (other formats have none)",
+    )
     split = serializers.ChoiceField(
         choices=Document.Split.choices, required=False, help_text="only this split"
     )
@@ -264,11 +281,7 @@ class UploadSerializer(ImportOptionsSerializer):
     )
 
     def to_internal_value(self, data):
-        scheme = data.get("scheme") if hasattr(data, "get") else None
-        if isinstance(scheme, str) and scheme != scheme.lower():
-            data = data.copy()
-            data["scheme"] = scheme.lower()
-        return super().to_internal_value(data)
+        return super().to_internal_value(_scheme_lowered(data))
 
     split = serializers.ChoiceField(
         choices=Document.Split.choices,

@@ -75,6 +75,14 @@ def test_export_conll_is_one_character_per_line(world):
     )
     lines = body(world.api("admin").get(url(world, "conll"))).splitlines()
     assert lines[:7] == ["王 B-PER", "小 I-PER", "明 I-PER", "在 O", "北 O", "京 O", ""]
+    for scheme, tags in [
+        ("bioes", ["B-PER", "I-PER", "E-PER"]),
+        ("BMES", ["B-PER", "M-PER", "E-PER"]),
+    ]:
+        lines = body(world.api("admin").get(url(world, "conll", f"?scheme={scheme}"))).splitlines()
+        assert [line.split()[1] for line in lines[:3]] == tags
+    refused = world.api("admin").get(url(world, "conll", "?scheme=iob9"))
+    assert refused.status_code == 400 and "scheme" in refused.json()["error"]["detail"]
 
 
 @pytest.mark.parametrize("query", ["", "?predictions=1"])
