@@ -85,6 +85,7 @@ class ImportResult:
     duplicates_other_split: int = 0  # of those, texts the project has in the other split
     skipped: int = 0  # duplicates not stored (skip_duplicates)
     spans_dropped: int = 0  # spans of labels outside the schema left out (drop_unknown_labels)
+    eval_unanswered: int = 0  # eval documents stored without an answer: not scored on yet
 
 
 class ImportRejected(CodedAPIException):
@@ -330,6 +331,9 @@ def import_entries(
         if drop_unknown_labels and not extend_labels:
             entries, result.spans_dropped = _without_unknown_labels(entries, locked.label_names())
         result.labels_added = check_entries(locked, entries, extend_labels)
+        result.eval_unanswered = sum(
+            1 for entry in entries if entry.split == Document.Split.EVAL and not entry.gold
+        )
         new_labels = result.labels_added
         ensure_broker()
         if new_labels:

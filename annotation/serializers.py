@@ -316,6 +316,11 @@ class ImportResultSerializer(serializers.Serializer):
         "a model would be scored on what it trained on"
     )
     skipped = serializers.IntegerField(help_text="duplicates not stored (skip_duplicates)")
+    eval_unanswered = serializers.IntegerField(
+        help_text="eval documents stored without an answer (records without spans, with gold "
+        "auto): no model is scored on them until someone annotates them; gold=all makes such "
+        "a record an answer of no entity"
+    )
     spans_dropped = serializers.IntegerField(
         help_text="spans left out for a label the project does not have (drop_unknown_labels)"
     )

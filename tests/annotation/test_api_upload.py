@@ -424,3 +424,19 @@ def test_upload_larger_than_the_body_limit_is_413_and_imports_nothing(world, set
     assert "NERLOOP_MAX_BODY_BYTES" in response.json()["error"]["detail"]
     assert not Document.objects.exists()
     assert upload(world, "admin", JSONL, "small.jsonl").status_code == 201
+
+
+def test_upload_says_how_many_eval_documents_came_without_an_answer(world):
+    """Records without spans import as text to annotate: in the eval split they are not
+    scored on (and the sentences without entities, where false positives show, go missing)."""
+    content = (
+        '{"text": "张三在北京", "label": {"PER": {"张三": [[0, 1]]}}}\n'
+        '{"text": "今天天气很好", "label": {}}\n'
+        '{"text": "明天也很好"}\n'
+    )
+    body = upload(world, "admin", content, "c.json", split="eval").json()
+    assert (body["documents"], body["annotated"], body["eval_unanswered"]) == (3, 1, 2)
+    body = upload(world, "admin", content.replace("张三", "李四"), "d.json", split="eval",
+                  gold="all").json()  # fmt: skip
+    assert (body["annotated"], body["eval_unanswered"]) == (3, 0)
+    assert upload(world, "admin", "一句\n", "e.txt").json()["eval_unanswered"] == 0  # train
