@@ -130,6 +130,26 @@ def test_a_page_past_the_end_shows_the_last_page(page, live_server, world):
     assert page.is_enabled("#btn-prev") and not page.is_enabled("#btn-next")
 
 
+def test_back_returns_to_the_page_and_filter_before(page, live_server, world):
+    Document.objects.bulk_create(
+        [Document(project=world.project, text=f"第{i}号文件。") for i in range(130)]
+    )
+    world.document("评估句子。", split="eval")
+    login(page, live_server, "annotator")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/documents/")
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 100")
+    page.click("#btn-next")
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 31")
+    page.select_option("#f-split", "eval")
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 1")
+    page.go_back()  # the filter undone: page 2 of everything again
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 31")
+    assert page.input_value("#f-split") == "" and page.url.endswith("page=2")
+    page.go_back()
+    page.wait_for_function("document.querySelectorAll('#doc-rows tr').length === 100")
+    assert "/documents/" in page.url and "page=" not in page.url
+
+
 def test_an_admin_deletes_the_documents_a_filter_lists(page, live_server, world):
     keep = world.document("北京的天气很好。")
     wrong = [world.document(f"导入错了的第{k}句。") for k in range(3)]

@@ -20,10 +20,11 @@
   let shownIds = [];
   let listed = 0; // documents the filters match, every page
   let loadToken = 0;
+  const defaults = Object.fromEntries(FILTERS.map((name) => [name, $("f-" + name).value]));
 
   function filtersFromUrl() {
     const params = new URLSearchParams(location.search);
-    for (const name of FILTERS) $("f-" + name).value = params.get(name) || $("f-" + name).value;
+    for (const name of FILTERS) $("f-" + name).value = params.get(name) || defaults[name];
     page = Math.max(1, Number(params.get("page")) || 1);
   }
 
@@ -93,10 +94,14 @@
     return tr;
   }
 
-  async function load() {
+  /** Show the page the filters and ``page`` ask for. ``push``: a step of its own in the
+   *  browser's history (another page, another filter), so Back returns to the one before. */
+  async function load({ push = false } = {}) {
     const token = ++loadToken;
     const qs = query();
-    history.replaceState(null, "", location.pathname + (qs ? "?" + qs : ""));
+    const address = location.pathname + (qs ? "?" + qs : "");
+    if (push && address !== location.pathname + location.search) history.pushState(null, "", address);
+    else history.replaceState(null, "", address);
     let data;
     try {
       data = await N.api.get(`projects/${projectId}/documents` + (qs ? "?" + qs : ""));
@@ -172,22 +177,26 @@
     );
   }
 
-  const reload = () => {
+  const reload = (push = true) => {
     page = 1;
-    load();
+    load({ push });
   };
-  for (const name of ["split", "status", "ordering"]) $("f-" + name).addEventListener("change", reload);
-  $("f-q").addEventListener("input", N.debounce(reload, 250));
+  for (const name of ["split", "status", "ordering"]) $("f-" + name).addEventListener("change", () => reload());
+  $("f-q").addEventListener("input", N.debounce(() => reload(false), 250)); // not a step per key
   $("doc-filters").addEventListener("submit", (event) => {
     event.preventDefault();
     reload();
   });
   $("btn-prev").addEventListener("click", () => {
     page = Math.max(1, page - 1);
-    load();
+    load({ push: true });
   });
   $("btn-next").addEventListener("click", () => {
     page = Math.min(pages, page + 1);
+    load({ push: true });
+  });
+  window.addEventListener("popstate", () => {
+    filtersFromUrl();
     load();
   });
   $("btn-delete-listed").addEventListener("click", deleteListed);
