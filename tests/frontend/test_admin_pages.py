@@ -134,6 +134,7 @@ def test_import_and_export_pages(page, live_server, world):
     # the default split is the file's own (a nerloop export), else train
     assert page.input_value("#f-split") == ""
     assert set(Document.objects.values_list("split", flat=True)) == {"train"}
+    assert page.is_hidden("#r-eval-unanswered")  # train documents wait for the queue anyway
     shot(page, "import")
 
     # The same file again: skipped by default, and said
@@ -218,6 +219,25 @@ def test_import_and_export_pages(page, live_server, world):
     lines = download.value.path().read_text("utf-8").splitlines()
     assert [json.loads(line)["nerloop_source"] for line in lines] == ["human", "none", "human"]
     assert [json.loads(line)["nerloop_split"] for line in lines] == ["train"] * 3
+
+
+def test_import_page_says_eval_documents_without_spans_are_not_scored(page, live_server, world):
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
+    records = [
+        {"text": "张三在北京工作", "entities": [{"start": 0, "end": 2, "label": "PER"}]},
+        {"text": "今天天气很好。"},
+    ]
+    content = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
+    page.wait_for_selector("#f-file:not([disabled])", state="attached")
+    page.set_input_files(
+        "#f-file", {"name": "eval.jsonl", "mimeType": "application/json", "buffer": content}
+    )
+    page.select_option("#f-split", "eval")
+    page.click("#btn-upload")
+    page.wait_for_selector("#r-eval-unanswered:not([hidden])")
+    assert "有 1 篇评估集文档没有实体标注" in page.inner_text("#r-eval-unanswered")
+    assert "所有文档都作为金标准" in page.inner_text("#r-eval-unanswered")
 
 
 def test_import_page_refuses_annotators(page, live_server, world):

@@ -74,6 +74,10 @@
           }
           duplicates.textContent = text;
         }
+        $("r-eval-unanswered").hidden = !result.eval_unanswered;
+        $("r-eval-unanswered").textContent = result.eval_unanswered
+          ? N.interpolate(N.gettext("%(n)s eval documents came without spans and wait to be annotated: no model is scored on them until then. If they are sentences without entities, import them with “every document is gold” so they count."), { n: result.eval_unanswered }, true)
+          : "";
         $("r-dropped").hidden = !result.spans_dropped;
         $("r-dropped").textContent = result.spans_dropped
           ? N.interpolate(N.gettext("Left out %(n)s spans of labels the project does not have."), { n: result.spans_dropped }, true)
