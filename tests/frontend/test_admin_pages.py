@@ -105,14 +105,13 @@ def test_settings_page_is_read_only_for_annotators(page, live_server, world):
     assert page.is_disabled("#f-retrain_threshold")
 
 
-def test_import_and_export_pages(page, live_server, world):
-    # Types no default model predicts (whether or not one is installed): nothing serves yet.
-    world.project.labels = normalize_labels(["PER", "NAME"])
-    world.project.save()
+def upload_two_records(page, live_server, world, first: str, **choices) -> bytes:
+    """As an admin, upload a JSON lines file of ``first`` (张三 a PER) and a sentence without
+    spans, with the import form's ``choices`` (select id -> value); returns the file."""
     login(page, live_server, "admin")
     page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
     records = [
-        {"text": "张三在北京<b>工作</b>", "entities": [{"start": 0, "end": 2, "label": "PER"}]},
+        {"text": first, "entities": [{"start": 0, "end": 2, "label": "PER"}]},
         {"text": "今天天气很好。"},
     ]
     content = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
@@ -120,8 +119,17 @@ def test_import_and_export_pages(page, live_server, world):
     page.set_input_files(
         "#f-file", {"name": "docs.jsonl", "mimeType": "application/json", "buffer": content}
     )
-    page.select_option("#f-format", "jsonl")
+    for name, value in choices.items():
+        page.select_option(f"#f-{name}", value)
     page.click("#btn-upload")
+    return content
+
+
+def test_import_and_export_pages(page, live_server, world):
+    # Types no default model predicts (whether or not one is installed): nothing serves yet.
+    world.project.labels = normalize_labels(["PER", "NAME"])
+    world.project.save()
+    content = upload_two_records(page, live_server, world, "张三在北京<b>工作</b>", format="jsonl")
     page.wait_for_selector("#import-result:not([hidden])")
     assert page.inner_text("#r-documents") == "2"
     assert page.inner_text("#r-annotated") == "1"
@@ -222,19 +230,7 @@ def test_import_and_export_pages(page, live_server, world):
 
 
 def test_import_page_says_eval_documents_without_spans_are_not_scored(page, live_server, world):
-    login(page, live_server, "admin")
-    page.goto(f"{live_server.url}/projects/{world.project.pk}/import/")
-    records = [
-        {"text": "张三在北京工作", "entities": [{"start": 0, "end": 2, "label": "PER"}]},
-        {"text": "今天天气很好。"},
-    ]
-    content = "\n".join(json.dumps(r, ensure_ascii=False) for r in records).encode()
-    page.wait_for_selector("#f-file:not([disabled])", state="attached")
-    page.set_input_files(
-        "#f-file", {"name": "eval.jsonl", "mimeType": "application/json", "buffer": content}
-    )
-    page.select_option("#f-split", "eval")
-    page.click("#btn-upload")
+    upload_two_records(page, live_server, world, "张三在北京工作", split="eval")
     page.wait_for_selector("#r-eval-unanswered:not([hidden])")
     assert "有 1 篇评估集文档没有实体标注" in page.inner_text("#r-eval-unanswered")
     assert "所有文档都作为金标准" in page.inner_text("#r-eval-unanswered")
