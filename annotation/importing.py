@@ -29,6 +29,7 @@ from .formats import (
     FormatError,
     guess_format,
     head_lines,
+    iter_examples,
     iter_located,
 )
 from .models import (
@@ -193,10 +194,41 @@ def entries_from_upload(
             for line, example in located
         ]
     except FormatError as exc:
-        raise ImportRejected([Problem(0, exc.message, exc.line)], name) from None
+        problems = [Problem(0, exc.message, exc.line)]
+        if fmt in LINE_FORMATS and exc.line is not None:
+            more, complete = _later_problems(upload, fmt, name, exc.line)
+            problems += more
+        else:
+            complete = True
+        raise ImportRejected(problems, name, complete) from None
     if not entries:
         raise ImportRejected([Problem(0, "the file holds no documents")], name)
     return entries
+
+
+LINE_FORMATS = ("jsonl", "cluener")  # one record a line: a bad line says nothing of the next
+LATER_LINES = 20_000  # read on after the first problem for more, at most
+
+
+def _later_problems(upload, fmt: str, name: str, after: int) -> tuple[list[Problem], bool]:
+    """The problems of the lines after line ``after`` of a JSON-lines file, each line read on
+    its own, so one upload names a file's mistakes at once instead of one per try.
+    ``complete`` is False when the file goes on past LATER_LINES lines more."""
+    problems: list[Problem] = []
+    upload.seek(0)
+    for number, raw in enumerate(upload.file, 1):
+        if number <= after:
+            continue
+        if number > after + LATER_LINES:
+            return problems, False
+        try:
+            for _ in iter_examples(fmt, _utf8_lines([raw]), name):
+                pass
+        except FormatError as exc:
+            problems.append(Problem(0, exc.message, number))
+        if len(problems) >= MAX_PROBLEMS:
+            return problems, False
+    return problems, True
 
 
 def _upload_entry(example: Example, split: str | None, gold: str, fmt: str) -> Entry:

@@ -136,6 +136,26 @@ def test_upload_rejects_a_bad_file_naming_the_line(world, content, name, line, p
     assert not Document.objects.exists()
 
 
+def test_upload_of_json_lines_names_every_bad_line_at_once(world):
+    content = (
+        '{"text": "张三", "entities": [{"start": 0, "end": 3, "label": "PER"}]}\n'
+        '{"text": "好"}\n'
+        '{"text": "张三丰", "entities": [{"start": 0, "end": 2, "label": "PER"}, '
+        '{"start": 1, "end": 3, "label": "PER"}]}\n'
+        '{"text": "李四"\n'
+    ).encode() + b'{"text": "\xff"}\n'
+    file = SimpleUploadedFile("bad.jsonl", content)
+    response = world.api("admin").post(
+        f"/api/v1/projects/{world.project.pk}/documents/upload", {"file": file}, format="multipart"
+    )
+    problems = response.json()["error"]["detail"]["problems"]
+    assert [p["line"] for p in problems] == [1, 3, 4, 5]
+    assert ["outside" in problems[0]["problem"], "overlap" in problems[1]["problem"]] == [True] * 2
+    assert "invalid JSON" in problems[2]["problem"] and "UTF-8" in problems[3]["problem"]
+    assert "more" not in response.json()["error"]["detail"]
+    assert not Document.objects.exists()
+
+
 def test_upload_rejects_a_label_outside_the_schema_naming_the_document(world):
     content = JSONL + '{"text": "周一见", "entities": [{"start": 0, "end": 2, "label": "TIME"}]}\n'
     response = upload(world, "admin", content, "a.jsonl")

@@ -168,6 +168,18 @@ def test_import_and_export_pages(page, live_server, world):
         "服务器拒绝了此操作：无法导入这些文档: bad.jsonl line 1: invalid JSON"
     ), said
     assert "problems" not in said and "document: 0" not in said  # words, not a dump
+    assert page.is_hidden("#import-problems")  # one problem: said once
+    # a file of several bad lines: each is listed, to be fixed in one go
+    page.set_input_files(
+        "#f-file",
+        {"name": "bad.jsonl", "mimeType": "application/json",
+         "buffer": b'{not json\n{"text": "ok"}\n{"text": 5}\n'},
+    )  # fmt: skip
+    page.click("#btn-upload")
+    page.wait_for_selector("#import-problems:not([hidden])")
+    listed = page.locator("#import-problems li").all_inner_texts()
+    assert [item.split("：")[0].split(":")[0] for item in listed] == ["第 1 行", "第 3 行"], listed
+    shot(page, "import-problems")
     # an empty file: the reason is said, not left out after the colon
     page.set_input_files(
         "#f-file", {"name": "empty.jsonl", "mimeType": "application/json", "buffer": b""}

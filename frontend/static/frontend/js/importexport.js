@@ -83,6 +83,7 @@
           ? N.interpolate(N.gettext("Left out %(n)s spans of labels the project does not have."), { n: result.spans_dropped }, true)
           : "";
         $("import-result").hidden = false;
+        listProblems(null);
         // nothing new (every text already there): no model has anything to pre-annotate
         say("import-status", result.documents ? await nextStep() : N.gettext("Nothing new was imported."), "ok");
       } catch (err) {
@@ -93,6 +94,7 @@
           message += gap + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”; to import only the project's, tick “Leave out spans of labels the project does not have”.");
         }
         say("import-status", message, "error");
+        listProblems(err.code === "E103" && err.detail ? err.detail.problems : null);
       } finally {
         $("btn-upload").disabled = false;
       }
@@ -153,6 +155,22 @@
     $("x-annotated").addEventListener("change", update);
     $("x-predictions").addEventListener("change", update);
     update();
+  }
+
+  /** Every problem an import names (a file's bad lines), one a line, to fix them at once. */
+  function listProblems(problems) {
+    const list = $("import-problems");
+    list.replaceChildren();
+    list.hidden = !Array.isArray(problems) || problems.length < 2;
+    if (list.hidden) return;
+    for (const problem of problems) {
+      const item = document.createElement("li");
+      const where = problem.line != null
+        ? N.interpolate(N.gettext("line %(n)s"), { n: problem.line }, true)
+        : problem.document ? N.interpolate(N.gettext("document %(n)s"), { n: problem.document }, true) : "";
+      item.textContent = where ? `${where}: ${problem.problem}` : problem.problem;
+      list.append(item);
+    }
   }
 
   async function start() {
