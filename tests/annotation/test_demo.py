@@ -31,6 +31,17 @@ def test_demo_corpus_spans_are_valid_and_cover_three_types():
     assert len(texts) == len(set(texts))
 
 
+def test_demo_model_never_sees_the_demo_projects_texts():
+    data = seed.demo_splits()
+    seen = {ex.text for ex in data["model"] + data["model_dev"]}
+    assert not seen & {ex.text for ex in data["pool"] + data["eval"]}
+    assert not {ex.text for ex in data["model"]} & {ex.text for ex in data["model_dev"]}
+    assert len(data["pool"]) >= 100 and len(data["model_dev"]) >= 20
+    assert len(data["model"]) + len(data["model_dev"]) + len(data["pool"]) == len(
+        seed.corpus()["train"]
+    )
+
+
 def test_demo_corpus_slots_land_on_their_names():
     record = build_corpus.fill("{PER}在{LOC.city}的{ORG.school}读书。", random.Random(3))
     spans = [(e["start"], e["end"], e["label"]) for e in record["entities"]]
@@ -47,9 +58,9 @@ def test_demo_project_has_an_unlabelled_pool_and_a_gold_eval_split(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         project, created = seed.create_demo_project(world.admin)
     assert created and callbacks  # prediction of the pool is queued
-    data = seed.corpus()
+    data = seed.demo_splits()
     documents = Document.objects.filter(project=project)
-    assert documents.filter(split="train", status="new").count() == len(data["train"])
+    assert documents.filter(split="train", status="new").count() == len(data["pool"])
     assert documents.filter(split="eval", status="validated").count() == len(data["eval"])
     assert Annotation.objects.filter(document__project=project).count() == len(data["eval"])
     assert project.label_names() == ["PER", "LOC", "ORG"]
