@@ -116,8 +116,8 @@ def test_retraining_stopping_split_holds_out_a_tenth_of_the_train_examples():
     assert stopping_split(examples(3000), seed=1) == (fit, stop)  # reproducible for a seed
     assert stopping_split(examples(3000), seed=2)[1] != stop
     assert len(stopping_split(examples(20_000), seed=1)[1]) == 500
-    assert len(stopping_split(examples(200), seed=1)[1]) >= 20
-    assert stopping_split(examples(199), seed=1) == (examples(199), [])
+    assert len(stopping_split(examples(100), seed=1)[1]) >= 20
+    assert stopping_split(examples(99), seed=1) == (examples(99), [])
 
 
 def test_retraining_stopping_split_keeps_a_text_on_its_side_as_the_set_grows():
