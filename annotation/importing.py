@@ -307,8 +307,9 @@ def _text_key(text: str) -> bytes:
 
 
 def count_duplicates(project: Project, entries: list[Entry]) -> tuple[list[bool], int]:
-    """Which entries repeat a text the project already has, and how many of those have it in
-    the other split (a text in both train and eval is scored on what the model trained on)."""
+    """Which entries repeat a text the project already has or an earlier entry has (a file
+    that holds a sentence twice), and how many of those have it in the other split (a text in
+    both train and eval is scored on what the model trained on)."""
     splits: dict[bytes, set[str]] = {}
     rows = project.documents.values_list("text", "split").iterator(chunk_size=5000)
     for text, split in rows:
@@ -316,9 +317,12 @@ def count_duplicates(project: Project, entries: list[Entry]) -> tuple[list[bool]
     repeated = []
     other_split = 0
     for entry in entries:
-        seen = splits.get(_text_key(entry.example.text))
+        key = _text_key(entry.example.text)
+        seen = splits.get(key)
         repeated.append(seen is not None)
         other_split += bool(seen) and bool(seen - {entry.split})
+        if isinstance(entry.split, str):  # an invalid one is refused later, by name
+            splits.setdefault(key, set()).add(entry.split)
     return repeated, other_split
 
 

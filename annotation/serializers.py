@@ -309,7 +309,8 @@ class ImportResultSerializer(serializers.Serializer):
     annotated = serializers.IntegerField()
     labels_added = serializers.ListField(child=serializers.CharField())
     duplicates = serializers.IntegerField(
-        help_text="documents of the import whose text the project already had"
+        help_text="documents of the import whose text the project already had, or an "
+        "earlier document of the same import"
     )
     duplicates_other_split = serializers.IntegerField(
         help_text="of those, texts the project has in the other split (train vs eval): "

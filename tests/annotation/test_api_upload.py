@@ -395,6 +395,19 @@ def test_upload_counts_texts_the_project_already_has_and_can_skip_them(world):
     assert Document.objects.filter(project=world.project).count() == 4
 
 
+def test_upload_counts_and_skips_a_text_the_file_holds_twice(world):
+    content = "中航航空装备有限责任公司监事；\n李四去了上海\n中航航空装备有限责任公司监事；\n"
+    kept = upload(world, "admin", content, "pool.txt", skip_duplicates="false").json()
+    assert (kept["documents"], kept["duplicates"], kept["skipped"]) == (3, 1, 0)
+    Document.objects.all().delete()
+    skipped = upload(world, "admin", content, "pool.txt", skip_duplicates="true").json()
+    assert (skipped["documents"], skipped["duplicates"], skipped["skipped"]) == (2, 1, 1)
+    assert sorted(Document.objects.values_list("text", flat=True)) == [
+        "中航航空装备有限责任公司监事；",
+        "李四去了上海",
+    ]
+
+
 def test_bulk_create_skips_duplicates_and_gives_ids_of_what_it_stored(world):
     url = f"/api/v1/projects/{world.project.pk}/documents"
     api = world.api("admin")

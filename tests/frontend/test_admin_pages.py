@@ -191,7 +191,7 @@ def test_import_and_export_pages(page, live_server, world):
     assert page.inner_text("#import-status").startswith("服务器拒绝了此操作：file: ")
     # several bad documents: the first, and how many more
     lines = "\n".join(
-        json.dumps({"text": "好", "entities": [{"start": 0, "end": 1, "label": name}]})
+        json.dumps({"text": f"好{name}", "entities": [{"start": 0, "end": 1, "label": name}]})
         for name in ("X", "Y", "Z")
     )
     page.set_input_files(

@@ -63,10 +63,10 @@
         duplicates.className = result.duplicates_other_split && !result.skipped ? "status-line error" : "muted";
         if (result.skipped) {
           duplicates.textContent = N.interpolate(
-            N.gettext("Skipped %(n)s documents whose text the project already had."), { n: result.skipped }, true);
+            N.gettext("Skipped %(n)s documents whose text the project or the file already had."), { n: result.skipped }, true);
         } else if (result.duplicates) {
           let text = N.interpolate(
-            N.gettext("%(n)s documents repeat a text the project already had."), { n: result.duplicates }, true);
+            N.gettext("%(n)s documents repeat a text the project or the file already had."), { n: result.duplicates }, true);
           if (result.duplicates_other_split) {
             text += ((document.documentElement.lang || "").startsWith("zh") ? "" : " ") + N.interpolate(
               N.gettext("%(n)s of them are in the other split (train or eval): training leaves those train documents out, so no model is scored on what it learned from."),
