@@ -240,6 +240,16 @@ def test_import_and_export_pages(page, live_server, world):
     assert [json.loads(line)["nerloop_source"] for line in lines] == ["human", "none", "human"]
     assert [json.loads(line)["nerloop_split"] for line in lines] == ["train"] * 3
 
+    # CoNLL in the tags a BMES corpus came in; the JSON formats have none to choose
+    page.select_option("#x-scheme", "bmes")
+    conll = page.locator(".export-link[data-format='conll']")
+    assert conll.get_attribute("href").endswith("/export/conll?predictions=1&scheme=bmes")
+    assert "scheme" not in link.get_attribute("href")
+    with page.expect_download() as download:
+        conll.click()
+    tags = [line.split()[1] for line in download.value.path().read_text("utf-8").splitlines()[:2]]
+    assert tags == ["B-PER", "E-PER"]  # 张三
+
 
 def test_import_page_says_eval_documents_without_spans_are_not_scored(page, live_server, world):
     upload_two_records(page, live_server, world, "张三在北京工作", split="eval")

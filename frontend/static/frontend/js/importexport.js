@@ -146,14 +146,18 @@
       if ($("x-split").value) params.set("split", $("x-split").value);
       if ($("x-annotated").checked) params.set("annotated", "1");
       if ($("x-predictions").checked) params.set("predictions", "1");
-      const query = params.toString();
       document.querySelectorAll(".export-link").forEach((link) => {
+        const own = new URLSearchParams(params);
+        // only CoNLL has tags to write in a scheme
+        if (link.dataset.format === "conll" && $("x-scheme").value !== "bio") own.set("scheme", $("x-scheme").value);
+        const query = own.toString();
         link.href = `/api/v1/projects/${projectId}/export/${link.dataset.format}${query ? "?" + query : ""}`;
       });
     };
     $("x-split").addEventListener("change", update);
     $("x-annotated").addEventListener("change", update);
     $("x-predictions").addEventListener("change", update);
+    $("x-scheme").addEventListener("change", update);
     update();
   }
 
