@@ -77,6 +77,7 @@ def test_settings_page_saves_labels_and_settings(page, live_server, world):
     page.click("#btn-save")
     page.wait_for_selector("#settings-status.error")
     assert "hotkey" in page.inner_text("#settings-status")
+    assert "未保存任何改动" in page.inner_text("#settings-status")
     world.project.refresh_from_db()
     assert world.project.labels[-1]["hotkey"] == "4"
     page.locator("#label-rows .label-row").last.locator(".l-hotkey").fill("4")

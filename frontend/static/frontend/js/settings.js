@@ -88,7 +88,9 @@
       fill(project);
       say(N.gettext("Settings saved."), "ok");
     } catch (err) {
-      say(N.describeError(err), "error");
+      // the form keeps the changes to fix them; it must not look as if they were made
+      const gap = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
+      say(N.describeError(err) + gap + N.gettext("Nothing was saved: the form shows your changes, the project is as it was (reload the page to see it)."), "error");
     } finally {
       $("btn-save").disabled = false;
     }
