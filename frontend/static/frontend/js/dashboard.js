@@ -76,11 +76,12 @@
         f1: fmt(p.f1, 4),
         previous: fmt(p.previous_f1, 4),
         tolerance: fmt(p.tolerance, 4),
+        gap: typeof p.f1 === "number" ? fmt(p.previous_f1 - p.f1, 4) : "–",
         against: p.compared_with === "default" ? gettext("the default model") : gettext("the active model"),
       };
       parts.push(interpolate(p.promoted_by_gate
         ? gettext("promoted: F1 %(f1)s against %(previous)s for %(against)s (tolerance %(tolerance)s)")
-        : gettext("kept as candidate: F1 %(f1)s is more than %(tolerance)s below %(previous)s for %(against)s"),
+        : gettext("kept as candidate: F1 %(f1)s is %(gap)s below %(previous)s for %(against)s, more than the tolerance of %(tolerance)s"),
       values, true));
       if (p.previous_f1_recorded) {
         parts.push(gettext("its bundle could not be scored, so its recorded F1 was used"));
