@@ -331,6 +331,12 @@ def test_create_a_project_and_manage_its_members(page, live_server, world):
     )
     assert "client" in label, label
 
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#member-rows tr[data-username='client'] .member-remove")
+    page.wait_for_timeout(300)
+    assert asked and "client" in asked[0] and project.role_of(world.client) == chosen  # declined
+    page.once("dialog", lambda dialog: dialog.accept())
     page.click("#member-rows tr[data-username='client'] .member-remove")
     page.wait_for_selector("#member-rows tr[data-username='client']", state="detached")
     assert project.role_of(world.client) is None

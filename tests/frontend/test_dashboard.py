@@ -183,7 +183,9 @@ def test_dashboard_shows_the_default_model_a_first_version_must_beat(page, live_
     assert ring.evaluate("c => getComputedStyle(c).stroke") not in ("none", "rgb(11, 16, 32)")
     # the gate's decision in the UI's language; the server's sentence is the tooltip
     gate = page.locator("#versions-body td.gate").first
-    assert gate.inner_text() == "保留为候选：F1 0.2500 比默认模型的 0.9853 低 0.7353，超过容差 0.0100"
+    assert (
+        gate.inner_text() == "保留为候选：F1 0.2500 比默认模型的 0.9853 低 0.7353，超过容差 0.0100"
+    )
     assert gate.get_attribute("title").startswith("kept as candidate")
     shot(page, "dashboard-default-bar")
 

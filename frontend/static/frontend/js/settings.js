@@ -178,6 +178,10 @@
   }
 
   async function removeMember(username) {
+    const question = N.interpolate(
+      N.gettext("Take %(user)s off the project? The documents they hold go back to the queue."),
+      { user: username }, true);
+    if (!window.confirm(question)) return;
     try {
       await N.api.del(`projects/${projectId}/members/${encodeURIComponent(username)}`);
       sayMembers(N.interpolate(N.gettext("Removed %(user)s."), { user: username }, true), "ok");
