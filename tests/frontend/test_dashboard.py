@@ -115,6 +115,10 @@ def test_dashboard_gains_a_point_after_a_retrain(
     # the log spans the table, not the narrow state column
     table_width = page.locator("#runs-body").bounding_box()["width"]
     assert page.locator(log).bounding_box()["width"] > 0.8 * table_width
+    # a log longer than its box opens at its end: the newest epoch, not the first
+    at_end = f'(() => {{ const p = document.querySelector("{log}"); '
+    at_end += "return p.scrollHeight <= p.clientHeight || p.scrollTop > 0; })()"
+    assert page.evaluate(at_end)
     shot(page, "dashboard")
 
     # Rollback: the admin activates v1 again, confirming since it scored lower.

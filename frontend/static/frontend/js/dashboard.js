@@ -408,7 +408,10 @@
   async function loadLog(run, pre) {
     try {
       const detail = await N.api.get(endpoints.run(run.id));
+      // a reader at the end (or a fresh box) follows the newest epoch; one scrolled up stays
+      const following = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 8;
       pre.textContent = detail.log || gettext("(empty log)");
+      if (following) pre.scrollTop = pre.scrollHeight;
     } catch (err) {
       pre.textContent = N.describeError(err);
     }
