@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from inference.windows import has_line_break
 from nerloop.errors import CodedAPIException
 
 from .spans import Span, SpanError, validate_spans
@@ -272,7 +273,7 @@ class Project(models.Model):
         never predict one), and a selection dragged over a line end is a slip."""
         spans = validate_spans(text, spans_from_json(raw_spans), self.label_names())
         for start, end, label in spans:
-            if "\n" in text[start:end] or "\r" in text[start:end]:
+            if has_line_break(text[start:end]):
                 raise SpanError(
                     f"span ({start}, {end}, {label!r}) crosses a line break; an entity lies "
                     "within one line"
@@ -501,9 +502,10 @@ class Annotation(models.Model):
         """Store ``user``'s spans if ``revision`` is the current one (0 = none yet).
 
         Raises E101 (400) for invalid spans, E102 (409, with the current revision) for a
-        stale one and E109 (409) for a draft over a validated answer; nothing changes on any. The same submission again (a retry after a lost
-        response) gets the annotation it made. Accepting a submission ends whoever's claim on
-        the document. The same spans and state as the current revision change nothing else.
+        stale one and E109 (409) for a draft over a validated answer; nothing changes on any.
+        The same submission again (a retry after a lost response) gets the annotation it
+        made. Accepting a submission ends whoever's claim on the document. The same spans
+        and state as the current revision change nothing else.
         """
         try:
             return cls._store(document, user, raw_spans, revision, validated)

@@ -2,9 +2,10 @@
 
 Limits are read from settings at validation time (not at import), so a deployment's
 ``NERLOOP_PREDICT_MAX_CHARS``, ``NERLOOP_PREDICT_MAX_TEXTS`` and
-``NERLOOP_PREDICT_MAX_TOTAL_CHARS`` and tests' override_settings both apply. The limits' messages
-are in the request's language: the playground shows them as they come. Responses are built as plain dicts (``prediction_payload``): the serializers below
-them only describe the shape for the OpenAPI schema, keeping per-text overhead small.
+``NERLOOP_PREDICT_MAX_TOTAL_CHARS`` and tests' override_settings both apply. Their messages are
+in the request's language: the playground shows them as they come. Responses are built as
+plain dicts (``prediction_payload``): the serializers below them only describe the shape for
+the OpenAPI schema, keeping per-text overhead small.
 """
 
 from __future__ import annotations

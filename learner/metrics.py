@@ -61,6 +61,10 @@ def default_model(project: Project) -> ModelVersion | None:
         return None
 
 
+def _compared_with_default(metrics: dict) -> bool:
+    return metrics.get("compared_with") == "default" and metrics.get("previous_f1") is not None
+
+
 def project_metrics(project: Project) -> dict:
     versions = list(
         ModelVersion.objects.filter(project=project).select_related("parent").order_by("id")
@@ -80,15 +84,7 @@ def project_metrics(project: Project) -> dict:
     default = default_model(project)
     # its F1 on this project's eval set, as the last gate that compared a version with it
     # scored it (its own metrics are on the data it was trained for: 0.985 on the demo's)
-    gated = next(
-        (
-            v
-            for v in reversed(versions)
-            if (v.metrics or {}).get("compared_with") == "default"
-            and (v.metrics or {}).get("previous_f1") is not None
-        ),
-        None,
-    )
+    gated = next((v for v in reversed(versions) if _compared_with_default(v.metrics or {})), None)
     return {
         "project": project.pk,
         "active_version": active.version if active else None,

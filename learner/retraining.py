@@ -342,9 +342,8 @@ def _train_and_export(run: TrainingRun, say, made: list[Path]) -> tuple[ModelVer
     if stop:
         say(f"early stopping on {len(stop)} train sentences held out of training")
     else:
-        say(
-            f"early stopping on the eval split: fewer than {incremental.STOP_MIN_TRAIN} train sentences"
-        )
+        fewer = incremental.STOP_MIN_TRAIN
+        say(f"early stopping on the eval split: fewer than {fewer} train sentences")
     clock = time.monotonic()
     trained = train(
         oversample(fit),

@@ -424,7 +424,11 @@
     document.body.classList.toggle("is-admin", Boolean(isAdmin));
   }
 
+  /** What goes between two sentences of a message: nothing after Chinese punctuation. */
+  const GAP = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
+
   window.Nerloop = {
+    GAP,
     api,
     getAll,
     ApiError,

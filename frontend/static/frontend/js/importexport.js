@@ -68,7 +68,7 @@
           let text = N.interpolate(
             N.gettext("%(n)s documents repeat a text the project or the file already had."), { n: result.duplicates }, true);
           if (result.duplicates_other_split) {
-            text += ((document.documentElement.lang || "").startsWith("zh") ? "" : " ") + N.interpolate(
+            text += N.GAP + N.interpolate(
               N.gettext("%(n)s of them are in the other split (train or eval): training leaves those train documents out, so no model is scored on what it learned from."),
               { n: result.duplicates_other_split }, true);
           }
@@ -90,8 +90,7 @@
         $("import-result").hidden = true;
         let message = N.describeError(err);
         if (err.code === "E103" && /is not in the schema/.test(JSON.stringify(err.detail || ""))) {
-          const gap = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
-          message += gap + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”; to import only the project's, tick “Leave out spans of labels the project does not have”.");
+          message += N.GAP + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”; to import only the project's, tick “Leave out spans of labels the project does not have”.");
         }
         say("import-status", message, "error");
         listProblems(err.code === "E103" && err.detail ? err.detail.problems : null);

@@ -89,8 +89,7 @@
       say(N.gettext("Settings saved."), "ok");
     } catch (err) {
       // the form keeps the changes to fix them; it must not look as if they were made
-      const gap = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
-      say(N.describeError(err) + gap + N.gettext("Nothing was saved: the form shows your changes, the project is as it was (reload the page to see it)."), "error");
+      say(N.describeError(err) + N.GAP + N.gettext("Nothing was saved: the form shows your changes, the project is as it was (reload the page to see it)."), "error");
     } finally {
       $("btn-save").disabled = false;
     }

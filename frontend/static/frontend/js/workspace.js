@@ -82,7 +82,7 @@
   // ---- status ---------------------------------------------------------------------------
 
   // between two sentences: Chinese runs them on after its full stop, English adds a space
-  const GAP = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
+  const GAP = N.GAP;
 
   function say(message, kind) {
     statusLine.textContent = message;
@@ -107,9 +107,7 @@
       reload.addEventListener("click", async () => {
         const mine = snapshot();
         await openDocument((state.item.document || state.item).id);
-        if (JSON.stringify(mine) !== JSON.stringify(state.spans)) state.undo.push(mine);
-        render();
-        say(gettext("Loaded the saved version; Ctrl+Z brings your spans back to save over it."));
+        keepForUndo(mine);
       });
       statusLine.append(" ", reload);
       return;
@@ -292,9 +290,14 @@
     const carried = sessionStorage.getItem(CARRIED + id);
     if (carried === null) return;
     sessionStorage.removeItem(CARRIED + id);
-    const mine = JSON.parse(carried);
-    if (!state.item || JSON.stringify(mine) === JSON.stringify(state.spans)) return;
-    state.undo.push(mine);
+    if (state.item) keepForUndo(JSON.parse(carried));
+  }
+
+  /** The saved version is on the page: the annotator's own spans (``mine``) are one Ctrl+Z
+   *  away, to save over it. */
+  function keepForUndo(mine) {
+    if (JSON.stringify(mine) !== JSON.stringify(state.spans)) state.undo.push(mine);
+    render();
     say(gettext("Loaded the saved version; Ctrl+Z brings your spans back to save over it."));
   }
 
