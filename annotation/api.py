@@ -204,7 +204,8 @@ class DocumentListView(generics.ListAPIView):
     """List documents with filters (annotators, admins); POST a JSON batch (admins); DELETE
     the documents the same filters list (admins; at least one filter)."""
 
-    error_statuses = {"GET": ("400",), "DELETE": ("400",)}  # a refused filter
+    # a refused filter; E204 when the broker cannot take the new documents' predictions
+    error_statuses = {"GET": ("400",), "DELETE": ("400",), "POST": ("503",)}
 
     serializer_class = DocumentListSerializer
 
@@ -289,6 +290,9 @@ def filter_documents(rows, data: dict):
 
 class DocumentUploadView(APIView):
     """Import a file (CLUENER, CoNLL, JSONL, Label Studio); gold spans become annotations."""
+
+    # a body over NERLOOP_MAX_BODY_BYTES, a body that is not multipart, the broker down (E204)
+    error_statuses = {"POST": ("413", "415", "503")}
 
     permission_classes = [IsProjectAdmin]
     parser_classes = [MultiPartParser]
@@ -403,6 +407,8 @@ class QueueNextView(APIView):
     """The next document to review, assigned to the caller until it expires; 204 if none.
 
     ``?exclude=<id of the item on screen>`` gives the item after it (at most two held)."""
+
+    error_statuses = {"GET": ("400",)}  # a refused ?exclude=
 
     permission_classes = [IsProjectAnnotator]
 

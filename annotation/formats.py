@@ -25,7 +25,9 @@ Decisions worth knowing:
   back. Crossing (partly overlapping) spans, or one extent under two types, are still an
   error; a position listed twice for the same mention counts once.
 - Writers refuse examples whose spans break ``validate_spans``. ``meta`` keys that clash with a
-  format's own fields (``text``, ``label``, ``entities``) are not written.
+  format's own fields (``text``, ``label``, ``entities``) are not written; the API refuses
+  them in a document's meta (``RESERVED_META_KEYS``). JSON writers escape U+2028, U+2029 and
+  U+0085, which ``str.splitlines()`` takes for line breaks.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ NESTED_KEY = "nested_spans"
 # where its spans come from: "human" (validated), "draft", "model <version>" or "none"
 SOURCE_KEY = "nerloop_source"
 SPLIT_KEY = "nerloop_split"
+# keys the JSON formats write themselves: meta under these names would be lost on export, so
+# the API refuses them in a document's meta
+RESERVED_META_KEYS = ("text", "label", "entities", SOURCE_KEY, SPLIT_KEY)
 TOO_DEEP = "invalid JSON: nested too deeply"
 
 NumberedLines = Iterable[tuple[int, str]]
@@ -164,17 +169,26 @@ _OTHER_SPANS = (
 )
 _DOCCANO = (
     "'label' is a list (doccano's [[start, end, label]]?); nerloop's JSON lines keep spans in "
-    '\'entities\': [{{"start", "end", "label"}}]'
+    '\'entities\': [{"start", "end", "label"}]'
 )
 
 _SPANS_KEY = (
     "this record has 'spans' (the key of the JSON body of POST documents); in a JSON lines file "
-    'spans go in \'entities\': [{{"start", "end", "label"}}]: rename the key'
+    'spans go in \'entities\': [{"start", "end", "label"}]: rename the key'
+)
+
+_SPANS_KEY_CLUENER = (
+    "this record has 'spans' (the key of the JSON body of POST documents); a CLUENER record "
+    "keeps its mentions in 'label': {type: {mention: [[start, end_inclusive]]}}, and JSON lines "
+    '(format=jsonl) take \'entities\': [{"start", "end", "label"}]'
 )
 
 
 def _dumps(record: Any) -> str:
-    return json.dumps(record, ensure_ascii=False)
+    # U+2028/U+2029/U+0085 are legal inside JSON strings, but splitlines() and some JSON-lines
+    # readers break a line at them: escaped, a record stays on one line
+    text = json.dumps(record, ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
 
 
 def _is_offset(value: Any) -> bool:
@@ -202,6 +216,8 @@ class Cluener(Format):
             text = _text_of(record, source, number)
             if "entities" in record and "label" not in record:
                 raise FormatError(source, number, _OTHER_SPANS.format("entities", "jsonl"))
+            if "spans" in record and "label" not in record:
+                raise FormatError(source, number, _SPANS_KEY_CLUENER)
             meta = {k: v for k, v in record.items() if k not in ("text", "label")}
             label = record.get("label")
             if label is None:

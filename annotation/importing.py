@@ -23,6 +23,7 @@ from nerloop.parsers import string_problem, unstorable
 from nerloop.tasks import ensure_broker
 
 from .formats import (
+    RESERVED_META_KEYS,
     SOURCE_KEY,
     SPLIT_KEY,
     UPLOAD_FORMATS,
@@ -87,6 +88,7 @@ class ImportResult:
     skipped: int = 0  # duplicates not stored (skip_duplicates)
     spans_dropped: int = 0  # spans of labels outside the schema left out (drop_unknown_labels)
     eval_unanswered: int = 0  # eval documents stored without an answer: not scored on yet
+    retrain_due: bool = False  # the answers imported reach the retrain threshold
 
 
 class ImportRejected(CodedAPIException):
@@ -146,6 +148,7 @@ def _entry_from_json(item, default_split: str) -> Entry:
     meta = item.get("meta", {})
     if not isinstance(meta, dict):
         raise ValueError("'meta' must be an object")
+    check_meta_keys(meta)
     split = item.get("split", default_split)
     raw = item.get("spans", [])
     if not isinstance(raw, list):
@@ -155,6 +158,17 @@ def _entry_from_json(item, default_split: str) -> Entry:
     ]
     spans = validate_spans(text, tuples)
     return Entry(Example(text, spans, meta), split, gold="spans" in item)
+
+
+def check_meta_keys(meta: dict) -> None:
+    """Refuse meta keys that an export writes itself (the record's text, its spans, nerloop's
+    split and source): the export would drop them."""
+    reserved = [key for key in RESERVED_META_KEYS if key in meta]
+    if reserved:
+        raise ValueError(
+            f"meta key {reserved[0]!r} is taken by the export formats (reserved: "
+            f"{', '.join(RESERVED_META_KEYS)}): rename it"
+        )
 
 
 def entries_from_upload(
@@ -387,6 +401,10 @@ def import_entries(
             result.annotated += annotated
             if return_ids:
                 result.ids.extend(ids)
+    if result.annotated:
+        from learner.retraining import retrain_due  # learner builds on annotation
+
+        result.retrain_due = retrain_due(project)
     return result
 
 

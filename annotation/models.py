@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from inference.windows import has_line_break
 from nerloop.errors import CodedAPIException
@@ -52,10 +52,10 @@ def default_labels() -> list[dict]:
 
 # Keys the annotation workspace itself answers to (frontend/static/frontend/js/workspace.js).
 WORKSPACE_KEYS = {
-    "s": "skip key",
-    "S": "skip key",
-    "a": "keep-suggestions key",
-    "A": "keep-suggestions key",
+    "s": gettext_noop("skip key"),
+    "S": gettext_noop("skip key"),
+    "a": gettext_noop("keep-suggestions key"),
+    "A": gettext_noop("keep-suggestions key"),
 }
 
 
@@ -79,7 +79,7 @@ def normalize_labels(raw) -> list[dict]:
     free digit when not given).
     """
     if not isinstance(raw, list):
-        raise CodedAPIException("E106", "labels must be a list")
+        raise CodedAPIException("E106", gettext("labels must be a list"))
     labels: list[dict] = []
     names: set[str] = set()
     hotkeys: set[str] = set()
@@ -88,38 +88,58 @@ def normalize_labels(raw) -> list[dict]:
             item = {"name": item}
         row = index + 1  # as the settings page and a person count them
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise CodedAPIException("E106", f"label {row}: expected an object with a name")
+            raise CodedAPIException(
+                "E106", gettext("label %(row)d: expected an object with a name") % {"row": row}
+            )
         name = item["name"].strip()
         if not valid_label_name(name):
             if not name:
-                why = "a name is needed"
+                why = gettext("a name is needed")
             elif len(name) > 50:
-                why = f"{len(name)} characters; at most 50"
+                why = gettext("%(count)d characters; at most 50") % {"count": len(name)}
             elif name == "O":
-                why = "O is the tag of no entity in BIO files"
+                why = gettext("O is the tag of no entity in BIO files")
             else:
-                why = "no spaces, no leading '-'"
-            raise CodedAPIException("E106", f"label {row}: invalid name {name!r} ({why})")
+                why = gettext("no spaces, no leading '-'")
+            raise CodedAPIException(
+                "E106",
+                gettext("label %(row)d: invalid name %(name)s (%(why)s)")
+                % {"row": row, "name": repr(name), "why": why},
+            )
         if name in names:
-            raise CodedAPIException("E106", f"label {row}: duplicate name {name!r}")
+            raise CodedAPIException(
+                "E106",
+                gettext("label %(row)d: duplicate name %(name)s")
+                % {"row": row, "name": repr(name)},
+            )
         color = item.get("color") or ""
         if not isinstance(color, str) or (color and not COLOR_RE.match(color)):
-            raise CodedAPIException("E106", f"label {name!r}: colour must be #rrggbb")
+            raise CodedAPIException(
+                "E106", gettext("label %(name)s: colour must be #rrggbb") % {"name": repr(name)}
+            )
         hotkey = item.get("hotkey") or ""
         if not isinstance(hotkey, str) or len(hotkey) > 1 or hotkey.isspace():
-            raise CodedAPIException("E106", f"label {name!r}: hotkey must be one character")
+            raise CodedAPIException(
+                "E106",
+                gettext("label %(name)s: hotkey must be one character") % {"name": repr(name)},
+            )
+        said = {"name": repr(name), "key": repr(hotkey)}
         if hotkey and not (hotkey.isascii() and hotkey.isprintable()):
             # "中" comes from an input method, which sends no such key press
             raise CodedAPIException(
-                "E106", f"label {name!r}: hotkey {hotkey!r} is not a key (one ASCII character)"
+                "E106",
+                gettext("label %(name)s: hotkey %(key)s is not a key (one ASCII character)") % said,
             )
         if hotkey in WORKSPACE_KEYS:
             raise CodedAPIException(
                 "E106",
-                f"label {name!r}: hotkey {hotkey!r} is the workspace's {WORKSPACE_KEYS[hotkey]}",
+                gettext("label %(name)s: hotkey %(key)s is the workspace's %(use)s")
+                % {**said, "use": gettext(WORKSPACE_KEYS[hotkey])},
             )
         if hotkey and hotkey in hotkeys:
-            raise CodedAPIException("E106", f"label {name!r}: hotkey {hotkey!r} already used")
+            raise CodedAPIException(
+                "E106", gettext("label %(name)s: hotkey %(key)s already used") % said
+            )
         names.add(name)
         if hotkey:
             hotkeys.add(hotkey)
@@ -263,7 +283,9 @@ class Project(models.Model):
         still_used = sorted(removed & self.used_labels()) if removed else []
         if still_used:
             raise CodedAPIException(
-                "E104", f"label(s) {', '.join(still_used)} still used by annotations"
+                "E104",
+                gettext("label(s) %(names)s still used by annotations")
+                % {"names": ", ".join(still_used)},
             )
         self.labels = labels
 

@@ -8,14 +8,15 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from learner.selection import STRATEGIES
+from nerloop.serializers import RefusesUnknownFields
 
 from .formats import UPLOAD_FORMATS
-from .importing import GOLD_MODES
+from .importing import GOLD_MODES, check_meta_keys
 from .models import Annotation, Document, Project, ProjectMembership, Role, normalize_labels
 from .tags import SCHEMES
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(RefusesUnknownFields, serializers.ModelSerializer):
     labels = serializers.JSONField(
         required=False,
         help_text='ordered labels: [{"name": "PER", "color": "#a78bfa", "hotkey": "1"}, ...]',
@@ -75,7 +76,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     def validate_promotion_tolerance(self, value):
         if not 0 <= value <= 1:
-            raise serializers.ValidationError("must be between 0 and 1 (absolute F1)")
+            raise serializers.ValidationError(_("must be between 0 and 1 (absolute F1)"))
         return value
 
     def update(self, instance, validated_data):
@@ -89,7 +90,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             return super().update(project, validated_data)
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(RefusesUnknownFields, serializers.ModelSerializer):
     username = serializers.SlugRelatedField(
         source="user",
         slug_field="username",
@@ -159,7 +160,7 @@ class DocumentDetailSerializer(DocumentSerializer):
         }
 
 
-class DocumentUpdateSerializer(serializers.ModelSerializer):
+class DocumentUpdateSerializer(RefusesUnknownFields, serializers.ModelSerializer):
     """What PATCH may change of a document: its split and its meta (a JSON object). The text
     stays: annotations and predictions are offsets into it."""
 
@@ -170,6 +171,10 @@ class DocumentUpdateSerializer(serializers.ModelSerializer):
     def validate_meta(self, value):
         if not isinstance(value, dict):
             raise serializers.ValidationError(_("meta must be a JSON object"))
+        try:
+            check_meta_keys(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
         return value
 
     def to_internal_value(self, data):
@@ -247,7 +252,7 @@ class ExportQuerySerializer(serializers.Serializer):
     )
 
 
-class ImportOptionsSerializer(serializers.Serializer):
+class ImportOptionsSerializer(RefusesUnknownFields, serializers.Serializer):
     """What a JSON batch and a file upload both may ask of an import."""
 
     extend_labels = serializers.BooleanField(default=False)
@@ -325,6 +330,12 @@ class ImportResultSerializer(serializers.Serializer):
     spans_dropped = serializers.IntegerField(
         help_text="spans left out for a label the project does not have (drop_unknown_labels)"
     )
+    retrain_due = serializers.BooleanField(
+        help_text="true: imported answers count as validated annotations, and with them the "
+        "project reached its retrain_threshold, so the periodic check (every "
+        "NERLOOP_RETRAIN_CHECK_SECONDS, default 60) starts a training run; set the threshold "
+        "to 0 first to import without training"
+    )
     ids = serializers.ListField(
         child=serializers.IntegerField(),
         required=False,
@@ -333,7 +344,7 @@ class ImportResultSerializer(serializers.Serializer):
     )
 
 
-class SubmitSerializer(serializers.Serializer):
+class SubmitSerializer(RefusesUnknownFields, serializers.Serializer):
     spans = serializers.JSONField()
     revision = serializers.IntegerField(min_value=0)
     draft = serializers.BooleanField(default=False)

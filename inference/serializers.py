@@ -14,6 +14,8 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from nerloop.serializers import RefusesUnknownFields
+
 from .engine import TextPrediction
 
 
@@ -41,7 +43,7 @@ def _check_length(text: str, where: str) -> None:
         )
 
 
-class PredictRequestSerializer(serializers.Serializer):
+class PredictRequestSerializer(RefusesUnknownFields, serializers.Serializer):
     text = StrictTextField(
         required=False,
         help_text="one text; give this or texts. At most NERLOOP_PREDICT_MAX_CHARS "

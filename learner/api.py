@@ -32,6 +32,8 @@ from .serializers import (
 class TrainView(APIView):
     """Start a training run now; while one is queued or running, that one is returned."""
 
+    error_statuses = {"POST": ("503",)}  # E204: the broker is unreachable
+
     permission_classes = [IsProjectAdmin]
 
     @extend_schema(
@@ -91,7 +93,7 @@ class VersionListView(generics.ListAPIView):
 class ActivateVersionView(APIView):
     """Serve this version now (rollback included), whatever the gate said."""
 
-    error_statuses = {"POST": ("409",)}  # E202: its bundle fails verification
+    error_statuses = {"POST": ("409", "503")}  # E202: its bundle fails verification; E204
 
     permission_classes = [IsProjectAdmin]
 

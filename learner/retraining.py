@@ -148,14 +148,22 @@ def check_projects() -> dict:
     reaped = reap_stale_runs()
     started = []
     for project in Project.objects.filter(retrain_threshold__gt=0).order_by("id"):
-        if TrainingRun.objects.filter(project=project, state__in=TrainingRun.BUSY).exists():
-            continue
-        if new_since_last_run(project) < project.retrain_threshold or readiness(project):
+        if not retrain_due(project):
             continue
         run, created = request_training(project, TrainingRun.Trigger.THRESHOLD)
         if created:
             started.append(run.pk)
     return {"started": started, "reaped": reaped}
+
+
+def retrain_due(project: Project) -> bool:
+    """Whether the periodic check starts a run for the project at its next pass: the
+    threshold is on and reached, the project can train, and no run is busy."""
+    if not project.retrain_threshold:
+        return False
+    if TrainingRun.objects.filter(project=project, state__in=TrainingRun.BUSY).exists():
+        return False
+    return new_since_last_run(project) >= project.retrain_threshold and not readiness(project)
 
 
 def send_run(run_id: int) -> None:

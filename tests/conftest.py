@@ -46,6 +46,17 @@ def _empty_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in LANGUAGE_CODE: a request activates its language in the thread,
+    and an API call without Accept-Language (English) must not carry over to the next test."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 def isolate_broker() -> None:
     """Give this test session a broker namespace of its own, as pytest-django gives it a
     database of its own: otherwise a worker of `make run` or of another test session on the

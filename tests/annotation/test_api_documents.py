@@ -225,6 +225,27 @@ def test_documents_bulk_create_refuses_a_new_label_that_is_no_valid_name(world):
     assert world.project.label_names() == ["PER", "LOC", "ORG"]
 
 
+def test_documents_bulk_create_refuses_unknown_options_and_reserved_meta(world):
+    admin = world.api("admin")
+    typo = admin.post(
+        url(world),
+        {"documents": [{"text": "张三"}], "skip_duplicate": True},
+        format="json",
+    )
+    assert typo.status_code == 400
+    assert "skip_duplicate" in typo.json()["error"]["detail"]
+    assert "skip_duplicates" in str(typo.json()["error"]["detail"])  # what it does take
+    for key in ("text", "entities", "label", "nerloop_split", "nerloop_source"):
+        refused = admin.post(
+            url(world), [{"text": "张三", "meta": {key: "x", "source": "web"}}], format="json"
+        )
+        assert refused.status_code == 400, key
+        assert f"meta key {key!r}" in refused.json()["error"]["detail"]["message"]
+    assert not Document.objects.exists()
+    kept = admin.post(url(world), [{"text": "张三", "meta": {"source": "web"}}], format="json")
+    assert kept.status_code == 201
+
+
 def test_documents_bulk_create_rejects_malformed_json(world):
     response = world.api("admin").post(
         url(world), data="[{'text': 1", content_type="application/json"
@@ -263,6 +284,8 @@ def test_documents_patch_moves_the_split_and_replaces_the_meta(world):
         ({"meta": [1, 2]}, "meta"),
         ({"text": "别的句子", "split": "train"}, "text"),
         ({"status": "validated"}, "status"),
+        ({"splt": "train"}, "splt"),  # a typo is not ignored
+        ({"meta": {"text": "另一句"}}, "meta"),  # an export would write the text over it
     ):
         refused = admin.patch(url(world, f"/{doc.pk}"), body, format="json")
         assert refused.status_code == 400, body

@@ -108,6 +108,22 @@ def test_projects_settings_refuse_out_of_range_numbers(world, change, field):
     assert (world.project.batch_size, world.project.retrain_threshold) == (20, 50)
 
 
+def test_projects_refuse_unknown_fields_and_ignore_read_only_ones(world):
+    admin = world.api("admin")
+    typo = admin.post("/api/v1/projects", {"name": "x", "batchsize": 5}, format="json")
+    assert typo.status_code == 400
+    assert "batchsize" in typo.json()["error"]["detail"]
+    assert "batch_size" in typo.json()["error"]["message"]  # what the body takes
+    url = f"/api/v1/projects/{world.project.pk}"
+    fetched = admin.get(url).json()
+    assert admin.patch(url, {"threshold": 0}, format="json").status_code == 400
+    # a project fetched and sent back (id, created and role included) is fine
+    back = admin.patch(url, {**fetched, "batch_size": 7}, format="json")
+    assert back.status_code == 200, back.json()
+    world.project.refresh_from_db()
+    assert (world.project.batch_size, world.project.retrain_threshold) == (7, 50)
+
+
 def test_projects_create_rejects_an_unknown_strategy(world):
     body = {"name": "x", "selection_strategy": "psychic"}
     response = world.api("admin").post("/api/v1/projects", body, format="json")

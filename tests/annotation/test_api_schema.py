@@ -82,9 +82,20 @@ def test_schema_lists_the_error_body_and_who_needs_no_login(world):
         ("/api/v1/projects/{project_id}/documents", "get"): "400",
         ("/api/v1/projects/{project_id}/documents", "delete"): "400",
         ("/api/v1/projects/{project_id}/versions/{version_id}/activate", "post"): "409",
+        ("/api/v1/projects/{project_id}/queue/next", "get"): "400",
+        ("/api/v1/projects/{project_id}/documents/upload", "post"): "413",
     }
     for (path, method), status in declared.items():
         assert status in paths[path][method]["responses"], (path, method)
+    assert "415" in paths["/api/v1/projects/{project_id}/documents/upload"]["post"]["responses"]
+    # E204: the endpoints that enqueue work answer 503 while the broker is down
+    for path in (
+        "/api/v1/projects/{project_id}/train",
+        "/api/v1/projects/{project_id}/documents",
+        "/api/v1/projects/{project_id}/documents/upload",
+        "/api/v1/projects/{project_id}/versions/{version_id}/activate",
+    ):
+        assert "503" in paths[path]["post"]["responses"], path
     assert "409" not in paths["/api/v1/projects/{project_id}"]["patch"]["responses"]
 
 

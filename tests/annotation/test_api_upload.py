@@ -105,6 +105,22 @@ def test_upload_to_eval_split(world):
     assert set(Document.objects.values_list("split", flat=True)) == {"eval"}
 
 
+def test_upload_says_when_its_answers_start_a_training_run(world):
+    """Imported gold counts as validated annotations: a file that brings the project to its
+    retrain threshold starts a run at the next periodic check, and the answer says so."""
+    upload(world, "admin", CONLL, "eval.bmes", split="eval")  # something to score a model on
+    world.project.retrain_threshold = 3
+    world.project.save()
+    first = upload(world, "admin", JSONL, "a.jsonl", split="train").json()
+    assert (first["annotated"], first["retrain_due"]) == (1, False)  # 1 of 3
+    second = upload(world, "admin", CONLL, "b.bmes", split="train").json()
+    assert (second["annotated"], second["retrain_due"]) == (2, True)  # 3 of 3
+    world.project.retrain_threshold = 0  # off: imports never start a run
+    world.project.save()
+    third = upload(world, "admin", CLUENER, "c.json", split="train").json()
+    assert (third["annotated"], third["retrain_due"]) == (1, False)
+
+
 @pytest.mark.parametrize(
     ("content", "name", "line", "problem"),
     [

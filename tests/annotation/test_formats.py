@@ -544,11 +544,28 @@ def test_formats_guess_format_reads_past_the_first_record(lines, expected):
             '{"text": "张三", "spans": [{"start": 0, "end": 2, "label": "PER"}]}',
             "spans go in 'entities'",
         ),
+        (
+            "cluener",
+            '{"text": "张三", "spans": [{"start": 0, "end": 2, "label": "PER"}]}',
+            "keeps its mentions in 'label'",
+        ),
     ],
 )
 def test_formats_a_reader_refuses_the_other_formats_spans(fmt, line, match):
-    with pytest.raises(FormatError, match=match):
+    with pytest.raises(FormatError, match=match) as refused:
         list(iter_examples(fmt, [line], "x.json"))
+    assert "{{" not in str(refused.value)  # the shape shown is JSON as written
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "cluener"])
+def test_formats_json_lines_escape_the_unicode_line_separators(fmt):
+    """U+2028, U+2029 and U+0085 are legal in a JSON string, but str.splitlines() (and some
+    JSON lines readers) break a line there: written escaped, a record stays one line."""
+    text = "张三\u2028李四\u2029王五\x85赵六"
+    example = Example(text, [Span(0, 2, "PER")], {"note": "a\u2028b"})
+    written = "".join(get_format(fmt).write([example], None))
+    assert len(written.splitlines()) == 1
+    assert _read(fmt, written)[0] == example
 
 
 def test_formats_iter_located_names_each_documents_first_line():

@@ -76,8 +76,9 @@ def test_settings_page_saves_labels_and_settings(page, live_server, world):
     page.locator("#label-rows .label-row").last.locator(".l-hotkey").fill("1")
     page.click("#btn-save")
     page.wait_for_selector("#settings-status.error")
-    assert "hotkey" in page.inner_text("#settings-status")
-    assert "未保存任何改动" in page.inner_text("#settings-status")
+    said = page.inner_text("#settings-status")
+    # the server's reason in the page's language, then a sentence of its own
+    assert "快捷键 '1' 已被占用。未保存任何改动" in said, said
     world.project.refresh_from_db()
     assert world.project.labels[-1]["hotkey"] == "4"
     page.locator("#label-rows .label-row").last.locator(".l-hotkey").fill("4")
@@ -104,6 +105,7 @@ def test_settings_page_is_read_only_for_annotators(page, live_server, world):
     page.wait_for_selector("#settings-status.error")
     assert page.is_disabled("#btn-save")
     assert page.is_disabled("#f-retrain_threshold")
+    assert page.is_disabled("#f-description")  # not a field that looks editable
 
 
 def upload_two_records(page, live_server, world, first: str, **choices) -> bytes:
@@ -126,6 +128,18 @@ def upload_two_records(page, live_server, world, first: str, **choices) -> bytes
     return content
 
 
+def test_import_page_says_when_the_gold_starts_a_training_run(page, live_server, world):
+    world.project.retrain_threshold = 1
+    world.project.save()
+    scored = world.document("李四在上海。", split="eval", status="validated")
+    Annotation.objects.create(
+        document=scored, validated=True, spans=[{"start": 0, "end": 2, "label": "PER"}]
+    )
+    upload_two_records(page, live_server, world, "张三在北京工作。", format="jsonl")
+    page.wait_for_selector("#r-retrain:not([hidden])")
+    assert "一分钟内将开始一次训练" in page.inner_text("#r-retrain")
+
+
 def test_import_and_export_pages(page, live_server, world):
     # Types no default model predicts (whether or not one is installed): nothing serves yet.
     world.project.labels = normalize_labels(["PER", "NAME"])
@@ -144,6 +158,7 @@ def test_import_and_export_pages(page, live_server, world):
     assert page.input_value("#f-split") == ""
     assert set(Document.objects.values_list("split", flat=True)) == {"train"}
     assert page.is_hidden("#r-eval-unanswered")  # train documents wait for the queue anyway
+    assert page.is_hidden("#r-retrain")  # with no eval answer, no run can start
     shot(page, "import")
 
     # The same file again: skipped by default, and said

@@ -297,6 +297,18 @@ def test_dashboard_asks_before_a_worse_version_and_goes_back_to_the_default_mode
     assert ModelVersion.active_for(world.project) is None  # the default model serves
     assert len(asked) == 3
 
+    # The default model's own F1 is on its own corpus (0.95 here); on this project's eval set
+    # a gate scored it 0.05, so serving v1 (0.2) again is no step down and asks nothing.
+    ModelVersion.objects.filter(project=None).update(metrics={"f1": 0.95})
+    worse.metrics = {**worse.metrics, "compared_with": "default", "previous_f1": 0.05}
+    worse.save()
+    page.on("dialog", lambda dialog: answer(dialog, accept=True))
+    page.reload()
+    first = f"#versions-body tr[data-version-id='{first_version.pk}']"
+    page.click(f"{first} .activate-btn")
+    page.wait_for_selector(f"{first}[data-status='active']")
+    assert len(asked) == 3, asked[3:]
+
 
 def test_dashboard_chart_can_run_along_versions(page, live_server, world, first_version):
     """Retrains on nearly the same labels stack on one vertical line along labelled

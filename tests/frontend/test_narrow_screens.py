@@ -45,3 +45,16 @@ def test_pages_fit_a_400px_wide_screen(page, live_server, world):
         )
         assert not alone, f"{path}: checkboxes alone on their line: {alone}"
     shot(page, "export-400px")
+
+
+def test_a_long_project_name_wraps_instead_of_widening_the_page(page, live_server, world):
+    world.project.name = "x" * 200  # one "word": the most a name may be
+    world.project.save()
+    login(page, live_server, "admin")
+    for width in (1366, 400):
+        page.set_viewport_size({"width": width, "height": 860})
+        for path in ("/", f"/projects/{world.project.pk}/dashboard/"):
+            page.goto(f"{live_server.url}{path}")
+            page.wait_for_load_state("networkidle")
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width, f"{path} at {width}px is {scroll}px wide"

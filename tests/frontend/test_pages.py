@@ -73,6 +73,16 @@ def test_pages_api_keeps_the_browsers_language(client, world):
     response = client.get("/api/v1/projects", HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code in (401, 403)
     assert response["Content-Language"] == "en"
+    chinese = client.get("/api/v1/projects", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+    assert chinese["Content-Language"] == "zh-hans"
+    assert chinese.json()["error"]["message"] == "身份认证信息未提供。"
+    # a client that names no language (curl, a script, a code generator) gets English
+    bare = client.get("/api/v1/projects")
+    assert bare["Content-Language"] == "en"
+    assert bare.json()["error"]["message"] == "Authentication credentials were not provided."
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    size = schema["paths"]["/api/v1/projects"]["get"]["parameters"]
+    assert all(p["description"].isascii() for p in size if p.get("description"))
 
 
 def test_pages_scripts_never_build_html_from_strings():

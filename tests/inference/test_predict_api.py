@@ -100,6 +100,7 @@ def test_predict_api_texts_in_order(api, served):
         ({"texts": ["x" * 10, "x" * 10, "x"]}, "texts", "21 characters in all; the limit is 20"),
         ({"text": "张\ud800三"}, "text", "unpaired surrogate"),
         ({"texts": ["ok", "\udfff"]}, "texts", "unpaired surrogate"),
+        ({"text": "张三", "model": 3}, "model", "unknown field"),
     ],
 )
 def test_predict_api_rejects_bad_input(api, served, payload, field, says):

@@ -425,10 +425,20 @@
   }
 
   /** What goes between two sentences of a message: nothing after Chinese punctuation. */
-  const GAP = (document.documentElement.lang || "").startsWith("zh") ? "" : " ";
+  const CHINESE = (document.documentElement.lang || "").startsWith("zh");
+  const GAP = CHINESE ? "" : " ";
+
+  /** Sentences as one message; one that does not end a sentence (a server's reason, say
+   *  "…(absolute F1)") gets a full stop, so the next does not run on from it. */
+  function sentences(...parts) {
+    return parts.filter(Boolean).map((part, i, all) =>
+      i < all.length - 1 && !/[。！？.!?]$/.test(part) ? part + (CHINESE ? "。" : ".") : part,
+    ).join(GAP);
+  }
 
   window.Nerloop = {
     GAP,
+    sentences,
     api,
     getAll,
     ApiError,

@@ -543,7 +543,10 @@
 
   async function activate(point, button) {
     // what serves now: the project's active version, else the default model
-    const fallback = state.defaultModel && state.defaultModel.serving ? state.defaultModel : null;
+    // (the default model's own f1 is on its own corpus: on this project's eval set it scored
+    // project_f1, the number the project's versions compare with)
+    const fallback = state.defaultModel && state.defaultModel.serving
+      ? { version: state.defaultModel.version, f1: state.defaultModel.project_f1 } : null;
     const serving = (state.points || []).find((p) => p.status === "active") || fallback;
     if (serving && typeof point.f1 === "number" && typeof serving.f1 === "number" && point.f1 < serving.f1) {
       const question = interpolate(

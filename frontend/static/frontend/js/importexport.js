@@ -78,6 +78,7 @@
         $("r-eval-unanswered").textContent = result.eval_unanswered
           ? N.interpolate(N.gettext("%(n)s eval documents came without spans and wait to be annotated: no model is scored on them until then. If they are sentences without entities, import them with “every document is gold” so they count."), { n: result.eval_unanswered }, true)
           : "";
+        $("r-retrain").hidden = !result.retrain_due;
         $("r-dropped").hidden = !result.spans_dropped;
         $("r-dropped").textContent = result.spans_dropped
           ? N.interpolate(N.gettext("Left out %(n)s spans of labels the project does not have."), { n: result.spans_dropped }, true)
@@ -90,7 +91,7 @@
         $("import-result").hidden = true;
         let message = N.describeError(err);
         if (err.code === "E103" && /is not in the schema/.test(JSON.stringify(err.detail || ""))) {
-          message += N.GAP + N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”; to import only the project's, tick “Leave out spans of labels the project does not have”.");
+          message = N.sentences(message, N.gettext("To add the file's new labels, tick “Add labels found in the file to the schema”; to import only the project's, tick “Leave out spans of labels the project does not have”."));
         }
         say("import-status", message, "error");
         listProblems(err.code === "E103" && err.detail ? err.detail.problems : null);
@@ -193,7 +194,7 @@
     const admin = project.role === "admin";
     if ($("import-form")) {
       if (!admin) {
-        $("import-form").querySelectorAll("input, select, button").forEach((el) => (el.disabled = true));
+        $("import-form").querySelectorAll("input, select, textarea, button").forEach((el) => (el.disabled = true));
         say("import-status", N.gettext("Only the project's admins can import documents."), "error");
       }
     }

@@ -48,7 +48,7 @@
     const colours = N.labelColours(project.labels);
     project.labels.forEach((label) => addRow({ ...label, color: label.color || colours[label.name] }));
     const editable = project.role === "admin";
-    document.querySelectorAll("#settings-form input, #settings-form select, #settings-form button")
+    document.querySelectorAll("#settings-form :is(input, select, textarea, button)")
       .forEach((el) => (el.disabled = !editable));
     if (!editable) say(N.gettext("Only the project's admins can change its settings."), "error");
   }
@@ -89,7 +89,7 @@
       say(N.gettext("Settings saved."), "ok");
     } catch (err) {
       // the form keeps the changes to fix them; it must not look as if they were made
-      say(N.describeError(err) + N.GAP + N.gettext("Nothing was saved: the form shows your changes, the project is as it was (reload the page to see it)."), "error");
+      say(N.sentences(N.describeError(err), N.gettext("Nothing was saved: the form shows your changes, the project is as it was (reload the page to see it).")), "error");
     } finally {
       $("btn-save").disabled = false;
     }

@@ -96,7 +96,7 @@
   /** A refused save of an item saved elsewhere (another tab, someone else) or no longer
    * held: say so, keep the annotator's spans on the page, and offer the next item. */
   function offerNext(err) {
-    say(N.describeError(err) + GAP + gettext("Your spans are still on the page."), "error");
+    say(N.sentences(N.describeError(err), gettext("Your spans are still on the page.")), "error");
     if (documentMode) {
       // the saved version replaces the page's spans; undo brings them back
       const reload = document.createElement("button");
