@@ -31,7 +31,7 @@ from annotation.tags import TagError
 from . import bundle as bundle_files
 from .bundle import BundleError, BundleInfo
 from .decoding import decode, sentence_uncertainty, span_confidence
-from .features import Featurizer
+from .features import Featurizer, visible
 from .paths import PathReader
 from .windows import has_line_break, merge_spans, owned_ranges, split_windows
 
@@ -133,6 +133,20 @@ def trimmed_entities(text: str, spans) -> list[Entity]:
         if start < end:
             entities.append(Entity(start, end, label, score, text[start:end]))
     return entities
+
+
+def _restored(text: str, kept: np.ndarray, prediction: TextPrediction) -> TextPrediction:
+    """A prediction on the visible characters of ``text`` (``kept[i]``: where visible
+    character ``i`` is in ``text``), in ``text``'s offsets. A mention keeps an invisible
+    character it surrounds ("张\u200b伟"); one at its edges stays outside."""
+    entropy = np.zeros(len(text), np.float32)
+    entropy[kept] = prediction.token_entropy
+    entities = []
+    for entity in prediction.entities:
+        start, end = int(kept[entity.start]), int(kept[entity.end - 1]) + 1
+        entities.append(entity._replace(start=start, end=end, text=text[start:end]))
+    prediction.entities, prediction.tokens, prediction.token_entropy = entities, len(text), entropy
+    return prediction
 
 
 def available_cores() -> int:
@@ -285,7 +299,18 @@ class ModelBundle:
     # ---- prediction -----------------------------------------------------------------------
 
     def predict(self, texts: Sequence[str]) -> list[TextPrediction]:
-        """Entities, uncertainty and embedding for every text, in the order given."""
+        """Entities, uncertainty and embedding for every text, in the order given.
+
+        The model reads each text without its invisible characters (``features.INVISIBLE``);
+        offsets, entity texts and token entropies are the original text's."""
+        shown = [visible(text) if isinstance(text, str) else (text, None) for text in texts]
+        results = self._predict_visible([text for text, _ in shown])
+        for index, (_, kept) in enumerate(shown):
+            if kept is not None:
+                results[index] = _restored(texts[index], kept, results[index])
+        return results
+
+    def _predict_visible(self, texts: Sequence[str]) -> list[TextPrediction]:
         session = self._session
         if not self._ready or session is None:
             raise ModelNotReady(f"bundle {self.path} is not loaded")

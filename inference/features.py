@@ -7,6 +7,9 @@ would cost more than the model itself.
 
 Tokens are the text's Unicode code points, one per character, so row ``i`` of every array is
 character ``i`` of the text (whitespace, emoji and characters outside the BMP included).
+Invisible format characters (``INVISIBLE``: a BOM, zero-width spaces and joiners) are taken
+out before a text gets here, in training and serving alike (``visible``): they mean nothing
+to a mention, yet a model that never saw one is thrown by it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -61,6 +65,23 @@ MAX_WORD_LEN = len(_MULTIPLIERS)  # 16: long enough for most organisation names
 _SALTS = (np.arange(1, MAX_WORD_LEN + 1, dtype=np.uint64) * np.uint64(0xD1342543DE82EF95)) ^ (
     np.uint64(0x5851F42D4C957F2D)
 )
+
+
+# Characters that show nothing: the soft hyphen, the Mongolian vowel separator, zero-width
+# space, non-joiner and joiner, the bidirectional marks, embeddings and isolates, the word
+# joiner and invisible operators, and the BOM (a zero-width no-break space mid-text). A BOM
+# at the start of pasted text or a zero-width space inside a name ("张\u200b伟") cut the name
+# short before the model was spared them.
+INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+
+
+def visible(text: str) -> tuple[str, np.ndarray | None]:
+    """``text`` without INVISIBLE characters and, when any was removed, the index in ``text``
+    of each character kept (None when there was nothing to remove: the common case)."""
+    if INVISIBLE.search(text) is None:
+        return text, None
+    kept = [i for i, char in enumerate(text) if INVISIBLE.match(char) is None]
+    return INVISIBLE.sub("", text), np.array(kept, dtype=np.int64)
 
 
 def codepoints(text: str) -> np.ndarray:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from annotation.spans import Example
+from inference.features import visible
 
 from . import selection
 from .evaluation import evaluate
@@ -172,7 +173,7 @@ def score_pool(model, texts: Sequence[str], batch_size: int = 256):
     net.eval()
     trans, start, end = (t.detach().double().numpy() for t in net.crf.scores())
     max_len = model.featurizer.max_len
-    clipped = [t[:max_len] for t in texts]
+    clipped = [visible(t)[0][:max_len] for t in texts]
     order = np.argsort([len(t) for t in clipped], kind="stable")
     scores = {key: np.zeros(len(texts)) for key in selection.UNCERTAINTY_KEYS}
     embeddings: np.ndarray | None = None

@@ -32,6 +32,7 @@ from inference.features import (
     codepoints,
     normalize,
     normalize_text,
+    visible,
 )
 
 from .evaluation import evaluate
@@ -230,19 +231,26 @@ class TrainedModel:
 
     @torch.no_grad()
     def predict(self, texts: Sequence[str], batch_size: int = 128) -> list[list[Span]]:
-        """Spans per text: torch eager emissions and the torch Viterbi, trimmed as the serving
-        engine trims them (``inference.engine.trimmed_entities``), so that both mean the
-        same by an entity."""
+        """Spans per text: torch eager emissions and the torch Viterbi, on the text without
+        its invisible characters and trimmed as the serving engine trims them
+        (``inference.engine``), so that both mean the same by an entity."""
         self.model.eval()
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        shown = [visible(text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(shown[i][0]))
         out: list[list[Span]] = [[] for _ in texts]
         for lo in range(0, len(order), batch_size):
             chunk = order[lo : lo + batch_size]
-            paths = self.model.decode(self.tensors([texts[i] for i in chunk]))
+            paths = self.model.decode(self.tensors([shown[i][0] for i in chunk]))
             for i, path in zip(chunk, paths, strict=True):
                 spans = tags_to_spans([self.tags[t] for t in path], "bioes", strict=False)
-                trimmed = trimmed_entities(texts[i], [(*span, 1.0) for span in spans])
-                out[i] = [Span(e.start, e.end, e.label) for e in trimmed]
+                trimmed = trimmed_entities(shown[i][0], [(*span, 1.0) for span in spans])
+                kept = shown[i][1]
+                out[i] = [
+                    Span(e.start, e.end, e.label)
+                    if kept is None
+                    else Span(int(kept[e.start]), int(kept[e.end - 1]) + 1, e.label)
+                    for e in trimmed
+                ]
         return out
 
     def save(self, folder: str | os.PathLike) -> Path:
@@ -332,6 +340,21 @@ def warm_start_fits(
     return model.arch == arch and model.tags == label_tags(sorted(seen | set(labels or ())))
 
 
+def visible_example(example: Example) -> Example:
+    """The example as a model reads it: without invisible characters
+    (``inference.features.INVISIBLE``), its spans moved with the text; a span of nothing
+    else is dropped."""
+    text, kept = visible(example.text)
+    if kept is None:
+        return example
+    # the new offset of each old one: how many kept characters come before it
+    before = np.searchsorted(kept, np.arange(len(example.text) + 1)).tolist()
+    spans = [
+        Span(before[s], before[e], label) for s, e, label in example.spans if before[e] > before[s]
+    ]
+    return Example(text, spans, example.meta)
+
+
 def train(
     train_examples: Sequence[Example],
     dev_examples: Sequence[Example],
@@ -347,6 +370,8 @@ def train(
     not show every type yet, and the tag set must stay the same for warm starts."""
     options = options or TrainOptions()
     say = log or (lambda message: None)
+    train_examples = [visible_example(ex) for ex in train_examples]
+    dev_examples = [visible_example(ex) for ex in dev_examples]
     _seed_everything(options.seed)
     torch.set_num_threads(min(available_cores(), options.threads or available_cores()))
     started = time.monotonic()

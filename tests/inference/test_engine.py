@@ -78,6 +78,33 @@ def test_engine_offsets_count_code_points(engine, text, expected):
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeff张三在北京。",  # a BOM at the start of pasted text
+        "张三\u200b在北京。",
+        "张\u200b三在北京。",  # a zero-width space inside a name
+        "\u200d\u200e张三在北京\u00ad。\u2060",
+        "\u200b\u200b张三\u200b\u200b在\u200b北京。\u200b",
+    ],
+)
+def test_engine_reads_past_invisible_characters(engine, text):
+    """Invisible characters mean nothing to a mention, but a model that never saw one is
+    thrown by it (a BOM before 张伟 made the demo model find only 张): the model reads the
+    text without them, and the answer is in the text's own offsets."""
+    [clean, result] = engine.predict(["张三在北京。", text])
+    expected = [(e.label, e.text.replace("\u200b", "")) for e in clean.entities]
+    assert [(e.label, e.text.replace("\u200b", "")) for e in result.entities] == expected
+    for entity in result.entities:
+        assert text[entity.start : entity.end] == entity.text
+        assert entity.text[0] not in "\u200b\u200d\ufeff" and entity.text[-1] not in "\u200b"
+    assert result.tokens == len(text) and result.token_entropy.shape == (len(text),)
+    assert result.uncertainty == pytest.approx(clean.uncertainty)
+    assert np.allclose(result.embedding, clean.embedding)
+    [only] = engine.predict(["\u200b\ufeff"])
+    assert only.entities == [] and only.tokens == 2
+
+
+@pytest.mark.parametrize(
     ("text", "span", "expected"),
     [
         (" 张伟在北京", (0, 3), (1, 3, "张伟")),

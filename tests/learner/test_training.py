@@ -12,6 +12,7 @@ from learner.training import (
     fold_flags,
     label_tags,
     train,
+    visible_example,
 )
 
 TINY = FeatureOptions(lexicon=None)
@@ -56,6 +57,32 @@ def test_training_overfits_a_few_real_sentences(overfit, sentences):
     assert evaluate([ex.spans for ex in sentences], predicted)["f1"] == 1.0
     assert overfit.summary["dev_f1"] == 1.0
     assert overfit.history[-1]["loss"] < overfit.history[0]["loss"]
+
+
+def test_training_reads_examples_without_invisible_characters():
+    """What the serving engine does to a text (inference.features.visible), training does to
+    an example: the model never sees a zero-width space or a BOM, and spans move with the
+    text."""
+    example = Example(
+        "\ufeff张\u200b三在\u200b北京\u200b。",
+        [Span(1, 4, "PER"), Span(6, 8, "LOC"), Span(8, 9, "X")],
+        {"id": 1},
+    )
+    seen = visible_example(example)
+    assert seen.text == "张三在北京。" and seen.meta == {"id": 1}
+    assert seen.spans == [Span(0, 2, "PER"), Span(3, 5, "LOC")]  # an invisible span goes
+    plain = Example("张三", [Span(0, 2, "PER")])
+    assert visible_example(plain) is plain
+
+
+@pytest.mark.slow
+def test_training_predicts_past_invisible_characters_in_the_texts_offsets(overfit, sentences):
+    text = sentences[0].text
+    marked = "\ufeff" + "\u200b".join(text)  # a zero-width space between every character
+    [spans] = overfit.predict([marked])
+    assert [(s.label, marked[s.start : s.end].replace("\u200b", "")) for s in spans] == [
+        (s.label, text[s.start : s.end]) for s in sentences[0].spans
+    ]
 
 
 @pytest.mark.slow
