@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 
 from inference.windows import has_line_break
 from nerloop.errors import CodedAPIException
@@ -198,6 +198,8 @@ class Project(models.Model):
     )
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "project")
+        verbose_name_plural = pgettext_lazy("model", "projects")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -312,6 +314,8 @@ class ProjectMembership(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "project membership")
+        verbose_name_plural = pgettext_lazy("model", "project memberships")
         constraints = [
             models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")
         ]
@@ -355,6 +359,8 @@ class Document(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "document")
+        verbose_name_plural = pgettext_lazy("model", "documents")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["project", "status", "split"], name="doc_project_status"),
@@ -424,6 +430,8 @@ class Skip(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "skip")
+        verbose_name_plural = pgettext_lazy("model", "skips")
         constraints = [
             models.UniqueConstraint(fields=["document", "user"], name="one_skip_per_user")
         ]
@@ -445,6 +453,8 @@ class Prediction(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "prediction")
+        verbose_name_plural = pgettext_lazy("model", "predictions")
         constraints = [
             models.UniqueConstraint(
                 fields=["document", "model_version"], name="one_prediction_per_version"
@@ -488,6 +498,8 @@ class Annotation(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "annotation")
+        verbose_name_plural = pgettext_lazy("model", "annotations")
         indexes = [
             models.Index(fields=["validated", "updated"], name="annotation_pool"),
             models.Index(fields=["annotator", "updated"], name="annotation_by_user"),

@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 
 class ModelVersion(models.Model):
@@ -54,6 +55,8 @@ class ModelVersion(models.Model):
     activated = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "model version")
+        verbose_name_plural = pgettext_lazy("model", "model versions")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="unique_version"),
@@ -146,6 +149,8 @@ class TrainingRun(models.Model):
     )
 
     class Meta:
+        verbose_name = pgettext_lazy("model", "training run")
+        verbose_name_plural = pgettext_lazy("model", "training runs")
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(

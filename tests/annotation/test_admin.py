@@ -2,6 +2,7 @@
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
@@ -39,6 +40,20 @@ def test_admin_pages_render(world, model):
     if first is not None:
         change = reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[first.pk])
         assert client.get(change).status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_index_names_the_apps_and_models_in_the_pages_language(world):
+    """The settings page sends admins to Django admin for accounts: under Chinese its
+    sections and models read in Chinese too, not "ANNOTATION" and "Training runs"."""
+    client = _operator(world)
+    chinese = client.get(reverse("admin:index")).content.decode()
+    for name in ("标注", "学习", "文档", "模型版本", "训练运行"):
+        assert name in chinese, name
+    assert "Training runs" not in chinese
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the language switch's choice
+    english = client.get(reverse("admin:index")).content.decode()
+    assert "Training runs" in english and "Model versions" in english
 
 
 def _operator(world) -> Client:
