@@ -58,3 +58,33 @@ def test_a_long_project_name_wraps_instead_of_widening_the_page(page, live_serve
             page.wait_for_load_state("networkidle")
             scroll = page.evaluate("document.documentElement.scrollWidth")
             assert scroll <= width, f"{path} at {width}px is {scroll}px wide"
+
+
+def test_model_versions_stack_on_a_phone(page, live_server, world):
+    """At phone width each version is a block of "heading value" lines, its Activate button
+    on screen, rather than nine columns squeezed to a word each."""
+    make_version(world.project, "v1", status=ModelVersion.Status.ACTIVE, metrics={"f1": 0.6})
+    older = make_version(
+        world.project,
+        "v2-with-a-long-name-20261127090838",
+        status=ModelVersion.Status.CANDIDATE,
+        metrics={"f1": 0.4},
+        gate_reason="F1 0.4000 is below the active version's 0.6000 minus the tolerance 0.0",
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    row = page.locator(f"#versions-body tr[data-version-id='{older.pk}']")
+    row.wait_for()
+    button = row.locator(".activate-btn")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+    assert row.bounding_box()["height"] < 400  # a few lines, not a column of single words
+    assert page.locator("#versions-table thead").is_hidden()
+    assert row.locator("td").first.get_attribute("data-label") == "版本"
+    # versions that labelled nothing (registered bundles) put whole numbers on the axis
+    ticks = page.eval_on_selector_all("#f1-chart text", "els => els.map((e) => e.textContent)")
+    assert "0" in ticks and "1" in ticks, ticks
+    assert "0.2" not in ticks and not any("000000" in tick for tick in ticks), ticks
+    shot(page, "dashboard-versions-phone")

@@ -428,6 +428,15 @@
   const CHINESE = (document.documentElement.lang || "").startsWith("zh");
   const GAP = CHINESE ? "" : " ";
 
+  /** Give each cell of ``tbody`` its column's heading as ``data-label``: a narrow screen
+   *  shows a ``table.stack`` row as a block of "heading: value" lines. */
+  function labelCells(tbody) {
+    const headings = [...tbody.closest("table").tHead.rows[0].cells].map((th) => th.textContent.trim());
+    for (const row of tbody.rows) {
+      [...row.cells].forEach((cell, i) => { cell.dataset.label = headings[i] || ""; });
+    }
+  }
+
   /** Sentences as one message; one that does not end a sentence (a server's reason, say
    *  "…(absolute F1)") gets a full stop, so the next does not run on from it. */
   function sentences(...parts) {
@@ -439,6 +448,7 @@
   window.Nerloop = {
     GAP,
     sentences,
+    labelCells,
     api,
     getAll,
     ApiError,

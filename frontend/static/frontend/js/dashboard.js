@@ -176,7 +176,7 @@
     const zoomed = !byVersion && minX > 0.4 * maxX && maxX - minX >= 0.05 * maxX;
     const xStep = byVersion
       ? Math.max(1, Math.ceil(maxX / 12))
-      : niceStep(zoomed ? maxX - minX : maxX, 6);
+      : Math.max(1, niceStep(zoomed ? maxX - minX : maxX, 6)); // whole characters, not 0.6000000000000001
     const xMax = byVersion ? maxX + 1 : Math.ceil((maxX + 0.04 * (zoomed ? maxX - minX : maxX)) / xStep) * xStep;
     const xMin = zoomed ? Math.max(0, Math.floor((minX - 0.04 * (maxX - minX) - 1e-9) / xStep) * xStep) : 0;
     const schema = ((state.project && state.project.labels) || []).map((l) => l.name);
@@ -402,6 +402,7 @@
       }
       body.append(row);
     }
+    N.labelCells(body);
   }
 
   /** The log of a run, fetched when its details are opened (the list leaves it out). */
