@@ -17,15 +17,9 @@ COPY manage.py ./
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -e '.[train]'
 
 # Build-time steps only need some SECRET_KEY; the real one comes from the environment.
-# The UI's Chinese catalogues (.mo files are build outputs, not in git) need GNU gettext's
-# msgfmt, removed again afterwards. collectstatic fills NERLOOP_STATIC_ROOT for WhiteNoise,
-# which serves /static/ from gunicorn with DEBUG off.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends gettext \
-    && (cd frontend && SECRET_KEY=build-only-secret python ../manage.py compilemessages -v0) \
-    && apt-get purge -y --auto-remove gettext \
-    && rm -rf /var/lib/apt/lists/* \
-    && SECRET_KEY=build-only-secret python manage.py collectstatic --noinput -v0
+# collectstatic fills NERLOOP_STATIC_ROOT for WhiteNoise, which serves /static/ from gunicorn
+# with DEBUG off. (The UI's compiled Chinese catalogues, the .mo files, are in git.)
+RUN SECRET_KEY=build-only-secret python manage.py collectstatic --noinput -v0
 
 RUN useradd --create-home --uid 1000 nerloop && mkdir -p /data && chown nerloop /data
 USER nerloop

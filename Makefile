@@ -20,12 +20,14 @@ browser:
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-noto-cjk)
 
 # GNU gettext's msgfmt compiles the UI's Chinese translations (frontend/locale, .po -> .mo).
+# The .mo files are committed (a checkout serves the Chinese UI without gettext): after
+# editing a .po, run this and commit both; a test checks they agree.
 messages: setup
 	@command -v msgfmt >/dev/null || \
 		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gettext)
 	cd frontend && SECRET_KEY=$${SECRET_KEY:-build-only-secret} ../$(BIN)/python ../manage.py compilemessages -v0
 
-run: setup messages
+run: setup
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py run_embedded
 
 lint: setup

@@ -46,6 +46,7 @@ def version_metrics(version: ModelVersion, run: TrainingRun | None) -> dict:
         "warm_start": metrics.get("warm_start"),
         "timings": metrics.get("timings", {}),
         "gate_reason": version.gate_reason,
+        "bundle_pruned": metrics.get("bundle_pruned"),
         "run": TrainingRunSerializer(run).data if run is not None else None,
     }
 

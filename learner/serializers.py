@@ -108,6 +108,11 @@ class VersionMetricsSerializer(serializers.Serializer):
     warm_start = serializers.BooleanField(allow_null=True)
     timings = serializers.DictField(child=serializers.FloatField())
     gate_reason = serializers.CharField()
+    bundle_pruned = serializers.DateTimeField(
+        allow_null=True,
+        help_text="when prune_versions removed its bundle folder (it can no longer be "
+        "activated); null while the bundle is kept",
+    )
     run = TrainingRunSerializer(allow_null=True)
 
 

@@ -6,9 +6,12 @@ every web process shares (Redis when the platform has one, files under the data 
 otherwise). Once an account has failed ``NERLOOP_LOGIN_FAILURES`` times from one address
 within ``NERLOOP_LOGIN_LOCKOUT_SECONDS``, every attempt at it from there is refused, a right
 password included, until that window ends; an address that fails five times as often (over
-any accounts) is refused for every account. So one person's typos behind a shared proxy or
-NAT lock out that person, not the team, while guessing many accounts from one place is
-still stopped. A success does not reset a count.
+any accounts) is refused for every account, and an account that fails five times as often
+(from any addresses) is refused from everywhere. So one person's typos behind a shared proxy
+or NAT lock out that person, not the team; guessing many accounts from one place is stopped;
+and so is guessing one account from many addresses (a botnet, or X-Forwarded-For made up by a
+client that reaches the web server without going through the proxy). A success does not
+reset a count.
 
 The address is ``REMOTE_ADDR``, or behind ``NERLOOP_TRUSTED_PROXIES`` reverse proxies the
 entry they appended to X-Forwarded-For (what the client sent itself is not trusted). When the
@@ -28,6 +31,7 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 ADDRESS_FACTOR = 5  # an address is refused for every account at this many times the limit
+ACCOUNT_FACTOR = 5  # an account is refused from every address at this many times the limit
 
 
 def client_address(request) -> str:
@@ -40,13 +44,18 @@ def client_address(request) -> str:
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
-def _scopes(address: str, username) -> list[tuple[str, int]]:
-    """(cache key stem, failures it takes) for the address and the account from it."""
-    scopes = [(f"login-failures:{address}", settings.LOGIN_FAILURES * ADDRESS_FACTOR)]
+def _scopes(address: str | None, username) -> list[tuple[str, int]]:
+    """(cache key stem, failures it takes) for the address, the account from it, and the
+    account from anywhere (the parts that are given)."""
+    limit = settings.LOGIN_FAILURES
+    scopes = []
+    if address:
+        scopes.append((f"login-failures:{address}", limit * ADDRESS_FACTOR))
     if username:
-        scopes.append(
-            (f"login-failures:{address}:{str(username).lower()}", settings.LOGIN_FAILURES)
-        )
+        account = str(username).lower()
+        if address:
+            scopes.append((f"login-failures:{address}:{account}", limit))
+        scopes.append((f"login-failures:account:{account}", limit * ACCOUNT_FACTOR))
     return scopes
 
 
@@ -87,9 +96,9 @@ def seconds_locked(request, username=None) -> int:
     return wait
 
 
-def unlock(address: str, username=None) -> None:
-    """Forget the failures of ``address`` (and of ``username`` from it, or of the address
-    alone when no username is given)."""
+def unlock(address: str | None, username=None) -> None:
+    """Forget the failures of ``address`` and of ``username`` from it; with no address, of
+    ``username`` from anywhere; with no username, of the address alone."""
     for stem, _limit in _scopes(address, username):
         cache.delete_many([stem, f"{stem}:since"])
 

@@ -12,15 +12,25 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_str(name: str, default: str = "") -> str:
+def env_raw(name: str) -> str | None:
+    """The variable's value, or the contents of the file ``NAME_FILE`` names (a Docker or
+    systemd secret), for every setting whatever its type; None when neither is set."""
     file_path = os.environ.get(f"{name}_FILE")
     if file_path:
-        return Path(file_path).read_text().strip()
-    return os.environ.get(name, default)
+        try:
+            return Path(file_path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE={file_path!r} cannot be read: {exc}") from None
+    return os.environ.get(name)
+
+
+def env_str(name: str, default: str = "") -> str:
+    raw = env_raw(name)
+    return default if raw is None else raw
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw == "":
         return default
     if raw.lower() in {"1", "true", "yes", "on"}:
@@ -31,7 +41,7 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 def env_int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
+    raw = env_raw(name)
     if raw is None or raw == "":
         return default
     try:
@@ -53,6 +63,11 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-development-key-only-for-debug"
+elif SECRET_KEY == "change-me" and not DEBUG:  # .env.example's placeholder, copied as it is
+    raise ImproperlyConfigured(
+        "SECRET_KEY is still .env.example's placeholder; set a long random one: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 # Behind a reverse proxy (docs/platform.md, "Running it for a team"):
 # NERLOOP_HTTPS_PROXY=1: a proxy that terminates TLS and sets X-Forwarded-Proto, so requests
@@ -66,7 +81,9 @@ if env_bool("NERLOOP_HTTPS_PROXY", False):
 TRUSTED_PROXIES = env_int("NERLOOP_TRUSTED_PROXIES", 0)
 CSRF_TRUSTED_ORIGINS = env_list("NERLOOP_CSRF_TRUSTED_ORIGINS", "")
 
-DATA_DIR = Path(env_str("NERLOOP_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+# A relative folder is the project folder's (not the working directory's), so that every
+# process (web, workers, beat, a command run from elsewhere) finds the same bundles.
+DATA_DIR = (BASE_DIR / env_str("NERLOOP_DATA_DIR", "var")).resolve()
 BUNDLE_DIR = DATA_DIR / "bundles"
 DEFAULT_BUNDLE = env_str("NERLOOP_DEFAULT_BUNDLE", str(BUNDLE_DIR / "demo"))
 DATASETS_DIR = Path(env_str("NERLOOP_DATASETS_DIR", str(BASE_DIR.parent / "shared" / "datasets")))
@@ -124,6 +141,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "nerloop.health.ProbeMiddleware",  # /healthz and /readyz whatever the Host header
     "django.middleware.security.SecurityMiddleware",
     # Serves STATIC_ROOT (filled by collectstatic) from the app server itself, so gunicorn
     # with DEBUG off needs no separate web server for /static/.

@@ -33,3 +33,17 @@ def test_readyz_is_503_when_the_broker_is_down(monkeypatch):
         "status": "unavailable",
         "checks": {**response.json()["checks"], "broker": "unreachable"},
     }
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz"])
+def test_probes_answer_head_and_any_host(path, tmp_path):
+    """A load balancer probing by address (a Host not in ALLOWED_HOSTS) or with HEAD."""
+    with override_settings(DEFAULT_BUNDLE=str(tmp_path / "absent")):
+        by_address = Client().get(path, HTTP_HOST="10.0.0.5:8000")
+        head = Client().head(path)
+    assert by_address.status_code == 200 and by_address.json()["status"] == "ok"
+    assert head.status_code == 200 and head.content == b""
+    assert head["Content-Type"] == "application/json"
+    # anything else still checks the host
+    assert Client().get("/login/", HTTP_HOST="10.0.0.5:8000").status_code == 400
+    assert Client().post(path).status_code == 405

@@ -103,3 +103,55 @@ def test_a_bad_log_level_is_refused_in_words():
         text=True,
     )
     assert done.returncode != 0 and "NERLOOP_LOG_LEVEL='VERBOSE' is not DEBUG" in done.stderr
+
+
+SETTINGS_READ = """
+import django, json
+django.setup()
+from django.conf import settings
+print(json.dumps({
+    "debug": settings.DEBUG,
+    "failures": settings.LOGIN_FAILURES,
+    "data_dir": str(settings.DATA_DIR),
+}))
+"""
+
+
+def test_every_setting_can_come_from_a_file(tmp_path):
+    """NAME_FILE (a Docker or systemd secret) works for every setting, whatever its type:
+    it used to be honoured by text settings only, so DEBUG_FILE was silently ignored."""
+    (tmp_path / "debug").write_text("1\n")
+    (tmp_path / "failures").write_text("5\n")
+    got = django_process(
+        SETTINGS_READ,
+        DEBUG_FILE=str(tmp_path / "debug"),
+        NERLOOP_LOGIN_FAILURES_FILE=str(tmp_path / "failures"),
+    )
+    assert (got["debug"], got["failures"]) == (True, 5)
+
+
+def test_a_relative_data_dir_is_the_project_folders_whatever_the_working_directory(tmp_path):
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings", "SECRET_KEY": "x"}
+    environ.update(NERLOOP_DATA_DIR="var", PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-c", SETTINGS_READ],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["data_dir"] == str(ROOT / "var")
+
+
+def test_the_env_examples_placeholder_secret_key_is_refused():
+    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings"}
+    environ.update(SECRET_KEY="change-me", DEBUG="0")
+    done = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0 and "placeholder" in done.stderr

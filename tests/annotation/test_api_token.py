@@ -232,6 +232,33 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_counted(world, three_fa
     assert other.status_code == 400  # another client behind the same proxy
 
 
+def test_one_account_guessed_from_many_addresses_is_locked_out_everywhere(
+    world, three_failures, settings
+):
+    """Made-up X-Forwarded-For headers (a client reaching gunicorn without the proxy) or a
+    botnet give every guess another address: the account's own count stops them."""
+    from django.core.management import call_command
+
+    settings.TRUSTED_PROXIES = 1
+    world.annotator.set_password("s3cret-pass")
+    world.annotator.save()
+    world.admin.set_password("admin-pass-1")
+    world.admin.save()
+    bad = {"username": "annotator", "password": "x"}
+    for k in range(3 * 5 - 1):  # one wrong guess from each address: under every other limit
+        guess = APIClient(HTTP_X_FORWARDED_FOR=f"198.51.100.{k}").post(TOKEN, bad, format="json")
+        assert guess.status_code == 400
+    good = {"username": "annotator", "password": "s3cret-pass"}
+    fresh = APIClient(HTTP_X_FORWARDED_FOR="203.0.113.50")
+    assert fresh.post(TOKEN, good, format="json").status_code == 200  # not yet
+    APIClient(HTTP_X_FORWARDED_FOR="198.51.100.99").post(TOKEN, bad, format="json")
+    assert fresh.post(TOKEN, good, format="json").status_code == 429
+    admin = {"username": "admin", "password": "admin-pass-1"}
+    assert fresh.post(TOKEN, admin, format="json").status_code == 200  # others are not
+    call_command("unlock_logins", "--user", "annotator")
+    assert fresh.post(TOKEN, good, format="json").status_code == 200
+
+
 def test_unlock_logins_ends_a_lockout(world, three_failures):
     from django.core.management import call_command
 

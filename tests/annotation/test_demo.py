@@ -172,6 +172,26 @@ def test_run_embedded_keeps_an_existing_admins_password(settings, tmp_path, monk
     admin.refresh_from_db()
     assert admin.check_password("chosen-on-purpose-1")
 
+    # a Docker secret names a file instead
+    monkeypatch.delenv("NERLOOP_ADMIN_PASSWORD")
+    secret = tmp_path / "admin-secret"
+    secret.write_text("from-a-secret-file-2\n")
+    monkeypatch.setenv("NERLOOP_ADMIN_PASSWORD_FILE", str(secret))
+    call_command("run_embedded", "--setup-only", "--no-demo", stdout=StringIO())
+    admin.refresh_from_db()
+    assert admin.check_password("from-a-secret-file-2")
+
+    # changed since in the admin site: the stored password would mislead, so it goes
+    monkeypatch.delenv("NERLOOP_ADMIN_PASSWORD_FILE")
+    admin.set_password("changed-in-the-admin-3")
+    admin.save()
+    out = StringIO()
+    call_command("run_embedded", "--setup-only", "--no-demo", stdout=out)
+    said = out.getvalue()
+    assert "was changed since it was stored" in said and "from-a-secret-file-2" not in said
+    assert not (settings.DATA_DIR / "admin-password.txt").exists()
+    assert "nothing was started" in said and "is running at" not in said
+
 
 def test_run_embedded_children_die_with_it(tmp_path):
     """A run_embedded killed with -9 leaves no web, worker or beat running (they held the

@@ -412,3 +412,18 @@ def test_dashboard_chart_does_not_crowd_versions_at_its_right_edge(page, live_se
         float(page.locator(f"{dots}[data-version='{v}']").get_attribute("cx")) for v in ("v1", "v2")
     )
     assert second - first > 400  # of a 900-wide chart: not both in its last 15 %
+
+
+def test_dashboard_says_a_pruned_versions_bundle_is_gone(page, live_server, world, first_version):
+    pruned = make_version(
+        world.project,
+        "v0-pruned",
+        status=ModelVersion.Status.CANDIDATE,
+        metrics={"f1": 0.3, "bundle_pruned": "2026-11-27T09:00:00+00:00"},
+    )
+    login(page, live_server, "admin")
+    page.goto(f"{live_server.url}/projects/{world.project.pk}/dashboard/")
+    row = page.locator(f"#versions-body tr[data-version-id='{pruned.pk}']")
+    row.wait_for()
+    assert "模型文件已删除" in row.inner_text()
+    assert row.locator(".activate-btn").count() == 0

@@ -92,3 +92,29 @@ def test_pages_scripts_never_build_html_from_strings():
     assert scripts
     for script in scripts:
         assert not forbidden.search(script.read_text("utf-8")), script.name
+
+
+def test_the_committed_catalogues_are_compiled_from_their_po(tmp_path):
+    """The .mo files are in git, so a checkout serves the Chinese UI without gettext; each
+    must be what msgfmt makes of its .po as committed (staged), or the UI shows old words."""
+    import shutil
+    import subprocess
+
+    from django.conf import settings
+
+    if shutil.which("msgfmt") is None or shutil.which("git") is None:
+        pytest.skip("needs GNU gettext's msgfmt and git (make test installs gettext)")
+    root = Path(settings.BASE_DIR)
+    catalogues = sorted((root / "frontend" / "locale").glob("*/LC_MESSAGES/*.po"))
+    assert catalogues
+    for po in catalogues:
+        relative = po.relative_to(root).with_suffix(".mo").as_posix()
+        staged = subprocess.run(
+            ["git", "show", f":{relative}"], cwd=root, capture_output=True, check=False
+        )
+        if staged.returncode != 0 and b"not a git repository" in staged.stderr:
+            pytest.skip("not a git checkout")
+        assert staged.returncode == 0, f"{relative} is not in git: run make messages, add it"
+        fresh = tmp_path / po.with_suffix(".mo").name
+        subprocess.run(["msgfmt", "--check-format", "-o", str(fresh), str(po)], check=True)
+        assert staged.stdout == fresh.read_bytes(), f"{relative} is stale: run make messages"

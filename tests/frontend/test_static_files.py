@@ -31,5 +31,7 @@ def test_static_files_are_served_with_debug_off(collected):
 
 def test_static_files_middleware_comes_right_after_security():
     middleware = settings.MIDDLEWARE
-    assert middleware.index("whitenoise.middleware.WhiteNoiseMiddleware") == 1
-    assert middleware[0] == "django.middleware.security.SecurityMiddleware"
+    security = middleware.index("django.middleware.security.SecurityMiddleware")
+    assert middleware.index("whitenoise.middleware.WhiteNoiseMiddleware") == security + 1
+    # before both only the probes, which answer whatever the Host header says
+    assert middleware[:security] == ["nerloop.health.ProbeMiddleware"]

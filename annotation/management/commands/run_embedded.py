@@ -30,6 +30,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.demo import seed
 from nerloop.celery import make_broker_folders
+from nerloop.settings import env_raw
 from nerloop.tasks import BrokerUnavailable, ensure_broker
 
 ADMIN = "admin"
@@ -93,7 +94,7 @@ class Command(BaseCommand):
         if not opts["no_demo"]:
             self.demo()
         if opts["setup_only"]:
-            self.banner(opts["addr"], password)
+            self.banner(opts["addr"], password, running=False)
             return
         self.run_processes(opts["addr"], password)
 
@@ -108,11 +109,17 @@ class Command(BaseCommand):
         its users' backs. None when the password is not known here."""
         users = get_user_model().objects
         stored = Path(settings.DATA_DIR) / "admin-password.txt"
-        wanted = os.environ.get("NERLOOP_ADMIN_PASSWORD")
+        wanted = env_raw("NERLOOP_ADMIN_PASSWORD")  # or NERLOOP_ADMIN_PASSWORD_FILE
         user = users.filter(username=ADMIN).first()
         if user is not None and not wanted:
             if stored.is_file():
-                return stored.read_text().strip()
+                kept = stored.read_text().strip()
+                if user.check_password(kept):
+                    return kept
+                # changed since (changepassword, the admin site): the file would mislead
+                stored.unlink()
+                self.say(f"the {ADMIN} password was changed since it was stored; removed {stored}")
+                return None
             self.say(
                 f"the {ADMIN} account exists; its password is unchanged (set "
                 f"NERLOOP_ADMIN_PASSWORD, or run manage.py changepassword {ADMIN}, to change it)"
@@ -149,17 +156,27 @@ class Command(BaseCommand):
                 f"created the demo project #{project.pk} ({project.documents.count()} sentences)"
             )
 
-    def banner(self, addr: str, password: str | None) -> None:
+    def banner(self, addr: str, password: str | None, running: bool = True) -> None:
         broker = settings.CELERY_BROKER_URL.split("@")[-1]
+        first = (
+            f"  nerloop is running at   http://{addr}/"
+            if running
+            else "  nerloop is set up (database, static files, admin): nothing was started"
+        )
+        last = (
+            "  stop with Ctrl-C"
+            if running
+            else "  start it with run_embedded, or its processes (docs/platform.md)"
+        )
         lines = [
             "",
-            f"  nerloop is running at   http://{addr}/",
+            first,
             f"  admin login             {ADMIN} / {password or '(unchanged, not stored here)'}",
             f"  API docs                http://{addr}/api/docs/",
             f"  Django admin            http://{addr}/admin/",
             f"  database                {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}",
             f"  broker                  {broker}",
-            "  stop with Ctrl-C",
+            last,
             "",
         ]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))

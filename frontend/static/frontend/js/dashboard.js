@@ -131,6 +131,7 @@
         tolerance: row.tolerance,
         promoted_by_gate: row.promoted_by_gate,
         activated_by_admin_at: row.activated_by_admin_at,
+        bundle_pruned: row.bundle_pruned,
       };
     });
   }
@@ -392,7 +393,9 @@
       row.append(...cells);
       if (state.isAdmin) {
         const cell = el("td");
-        if (p.status !== "active") {
+        if (p.bundle_pruned) {
+          cell.append(el("span", { class: "muted" }, gettext("bundle removed")));
+        } else if (p.status !== "active") {
           const button = el("button", { type: "button", class: "btn btn-small activate-btn" },
             gettext("Activate"));
           button.addEventListener("click", () => activate(p, button));
