@@ -1,7 +1,7 @@
 """Page routes. Every page is a shell; the data comes from /api/v1/ through fetch()."""
 
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from django.views.i18n import JavaScriptCatalog
 
 from frontend import views
@@ -19,6 +19,20 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),
+    # every user sets their own password (an operator hands out a first one: add_users)
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(
+            template_name="frontend/password_change.html",
+            success_url=reverse_lazy("frontend:password_changed"),
+        ),
+        name="password_change",
+    ),
+    path(
+        "account/password/changed/",
+        auth_views.PasswordChangeDoneView.as_view(template_name="frontend/password_changed.html"),
+        name="password_changed",
+    ),
     path("playground/", views.playground, name="playground"),
     path("projects/<int:project_id>/annotate/", views.workspace, name="workspace"),
     path("projects/<int:project_id>/documents/", views.documents, name="documents"),
