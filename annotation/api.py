@@ -143,6 +143,9 @@ class ProjectDetailView(generics.RetrieveUpdateDestroyAPIView):
     error_statuses = {"DELETE": ("409",)}  # E108 while training
 
     serializer_class = ProjectSerializer
+    # PATCH changes what it names; a PUT would take a partial body the same way, so there is
+    # one way (as for documents)
+    http_method_names = ["get", "patch", "delete", "head", "options"]
 
     def get_permissions(self):
         if self.request.method in SAFE_METHODS:

@@ -120,6 +120,7 @@ def test_projects_refuse_unknown_fields_and_ignore_read_only_ones(world):
     # a project fetched and sent back (id, created and role included) is fine
     back = admin.patch(url, {**fetched, "batch_size": 7}, format="json")
     assert back.status_code == 200, back.json()
+    assert admin.put(url, {**fetched, "batch_size": 9}, format="json").status_code == 405
     world.project.refresh_from_db()
     assert (world.project.batch_size, world.project.retrain_threshold) == (7, 50)
 
