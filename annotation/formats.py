@@ -57,12 +57,15 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 class FormatError(ValueError):
-    """A file (or an example being written) that a format cannot take; says where and why."""
+    """A file (or an example being written) that a format cannot take; says where and why.
+    ``repairable``: an ill-formed CoNLL tag sequence that reading with ``strict=False`` would
+    repair; each way in says how to ask for that (the upload's strict=false, --repair)."""
 
-    def __init__(self, source: str | None, line: int | None, message: str):
+    def __init__(self, source: str | None, line: int | None, message: str, repairable=False):
         self.source = source
         self.line = line
         self.message = message
+        self.repairable = repairable
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -474,12 +477,12 @@ class Conll(Format):
             spans = tags_to_spans(tags, scheme, strict=strict)
         except TagError as exc:
             line = numbers[min(max(exc.index, 0), len(numbers) - 1)]
-            raise FormatError(
-                source,
-                line,
-                f"{exc} ({scheme.upper()} tags); to repair such sequences instead, upload with "
-                "strict=false (on the import page: repair ill-formed CoNLL tags)",
-            ) from None
+            where = (
+                f"{scheme.upper()} tags"
+                if exc.repairable
+                else "the last column of a line is its tag: B-, I-, M-, E- or S- and a label, or O"
+            )
+            raise FormatError(source, line, f"{exc} ({where})", exc.repairable) from None
         return Example(text, spans, {}), scheme
 
     def write(self, examples, scheme):

@@ -208,7 +208,7 @@ def entries_from_upload(
             for line, example in located
         ]
     except FormatError as exc:
-        problems = [Problem(0, exc.message, exc.line)]
+        problems = [Problem(0, _upload_advice(exc, strict), exc.line)]
         if fmt in LINE_FORMATS and exc.line is not None:
             more, complete = _later_problems(upload, fmt, name, exc.line)
             problems += more
@@ -239,10 +239,19 @@ def _later_problems(upload, fmt: str, name: str, after: int) -> tuple[list[Probl
             for _ in iter_examples(fmt, _utf8_lines([raw]), name):
                 pass
         except FormatError as exc:
-            problems.append(Problem(0, exc.message, number))
+            problems.append(Problem(0, _upload_advice(exc, True), number))
         if len(problems) >= MAX_PROBLEMS:
             return problems, False
     return problems, True
+
+
+def _upload_advice(exc: FormatError, strict: bool) -> str:
+    if exc.repairable and strict:
+        return (
+            f"{exc.message}; to repair such sequences instead, upload with strict=false (on the "
+            "import page: repair ill-formed CoNLL tags)"
+        )
+    return exc.message
 
 
 def _upload_entry(example: Example, split: str | None, gold: str, fmt: str) -> Entry:

@@ -13,11 +13,14 @@ SCHEMES = ("bio", "bioes", "bmes")
 
 
 class TagError(ValueError):
-    """A tag sequence that is not valid in its scheme; ``index`` is the offending position."""
+    """A tag sequence that is not valid in its scheme; ``index`` is the offending position.
+    ``repairable``: reading leniently (``strict=False``) fixes it, as for an I- with no entity;
+    a tag that is no tag at all ('extra') it does not."""
 
-    def __init__(self, index: int, message: str):
+    def __init__(self, index: int, message: str, repairable: bool = True):
         super().__init__(message)
         self.index = index
+        self.repairable = repairable
 
 
 def spans_to_tags(length: int, spans: Sequence[Span], scheme: str = "bioes") -> list[str]:
@@ -46,7 +49,7 @@ def split_tag(tag: str) -> tuple[str, str]:
         return "O", ""
     prefix, sep, label = tag.partition("-")
     if not sep or not label or prefix not in {"B", "I", "M", "E", "S"}:
-        raise TagError(-1, f"malformed tag {tag!r}")
+        raise TagError(-1, f"malformed tag {tag!r}", repairable=False)
     return prefix, label
 
 
@@ -79,7 +82,7 @@ def tags_to_spans(tags: Sequence[str], scheme: str = "bioes", strict: bool = Tru
         try:
             prefix, lab = split_tag(tag)
         except TagError as exc:
-            raise TagError(i, str(exc)) from None
+            raise TagError(i, str(exc), exc.repairable) from None
         if prefix == "M":
             prefix = "I"
         if scheme == "bio" and prefix in {"E", "S"}:

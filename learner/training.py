@@ -441,7 +441,11 @@ def train(
         epoch_start = time.monotonic()
         total_loss, seen = 0.0, 0
         batches = _batches(lengths, options.batch_size, rng)
-        bar = tqdm(batches, desc=f"epoch {epoch}", disable=not options.progress, leave=False)
+        # disable=None: no bar when stderr is not a terminal (a log file got thousands of \r
+        # frames); the per-epoch lines still come
+        bar = tqdm(
+            batches, desc=f"epoch {epoch}", disable=None if options.progress else True, leave=False
+        )
         for batch in bar:
             inputs = trained.tensors([texts[i] for i in batch])
             if out_of_fold is not None:
@@ -507,7 +511,8 @@ def train(
             say(f"time budget of {options.time_budget:.0f}s reached")
             break
         if options.patience and stale >= options.patience:
-            say(f"early stop: no dev F1 gain for {options.patience} epochs")
+            epochs = "epoch" if options.patience == 1 else "epochs"
+            say(f"early stop: no dev F1 gain for {options.patience} {epochs}")
             break
         if options.time_budget:
             elapsed = time.monotonic() - started
@@ -526,5 +531,6 @@ def train(
         "train_seconds": time.monotonic() - started,
         "options": asdict(options),
         "train_sentences": len(train_examples),
+        "train_chars": sum(len(ex.text) for ex in train_examples),
     }
     return trained

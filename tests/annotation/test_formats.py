@@ -573,3 +573,16 @@ def test_formats_iter_located_names_each_documents_first_line():
     assert [line for line, _ in iter_located("conll", conll, "a.conll")] == [1, 5]
     jsonl = ['{"text": "a"}', "", "", '{"text": "b"}']
     assert [line for line, _ in iter_located("jsonl", jsonl, "a.jsonl")] == [1, 4]
+
+
+def test_formats_say_which_tag_errors_a_lenient_reading_repairs():
+    with pytest.raises(FormatError) as orphan:
+        list(iter_examples("conll", ["去 O", "北 I-LOC", "京 E-LOC"], "a.bioes"))
+    assert orphan.value.repairable and "continues no open entity" in str(orphan.value)
+    # a third column is no tag: reading leniently would not help, so nothing suggests it
+    with pytest.raises(FormatError) as column:
+        list(iter_examples("conll", ["张 B-PER extra", "三 E-PER"], "a.bioes"))
+    assert not column.value.repairable
+    assert "malformed tag 'extra'" in str(column.value)
+    assert "the last column of a line is its tag" in str(column.value)
+    assert "strict" not in str(column.value)

@@ -46,6 +46,11 @@ def test_register_bundle_adds_a_scored_candidate_then_serves_it(world, trained, 
     said = register(trained, "--project", world.project.pk, "--name", "offline-2", "--activate")
     assert "serves project" in said
     assert serving_version(world.project).version == "offline-2"
+    # the name it was given is the name its predictions carry, as the dashboard shows it
+    answer = world.api("admin").post(
+        "/api/v1/predict", {"text": "张三在北京。", "project": world.project.pk}, format="json"
+    )
+    assert answer.status_code == 200 and answer.json()["model_version"] == "offline-2"
     registry.unload(settings.BUNDLE_DIR / f"project-{world.project.pk}" / "offline-2")
 
 
@@ -71,3 +76,20 @@ def test_register_bundle_refuses_a_name_that_is_not_a_plain_folder_name(
         register(trained, "--project", world.project.pk, "--name", name)
     assert not ModelVersion.objects.exists()
     assert not (tmp_path / "evil").exists() and not settings.BUNDLE_DIR.exists()
+
+
+def test_register_bundle_records_what_the_model_was_trained_on(world, trained, settings, tmp_path):
+    """The dashboard said "trained on 0 sentences" for every registered model."""
+    import json
+
+    from inference import bundle
+
+    settings.BUNDLE_DIR = tmp_path / "bundles"
+    config = json.loads((trained / bundle.CONFIG).read_text("utf-8"))
+    config["training"] = {"train_sentences": 1220, "train_chars": 38154}
+    (trained / bundle.CONFIG).write_text(json.dumps(config), "utf-8")
+    bundle.write_manifest(trained)
+    register(trained, "--project", world.project.pk)
+    rows = world.api("admin").get(f"/api/v1/projects/{world.project.pk}/metrics").json()
+    [row] = rows["versions"]
+    assert (row["labels"]["sentences"], row["labels"]["characters"]) == (1220, 38154)

@@ -142,6 +142,32 @@ def test_simulate_al_command_needs_data():
         call_command("simulate_al", "--corpus", "resume", "--jobs", "0")
 
 
+def test_simulate_al_command_refuses_two_corpora_of_one_name_and_ill_formed_tags(tmp_path):
+    """Results are keyed by corpus name: two pools called "train" made one zig-zag curve of
+    both. Ill-formed tags are refused as nerloop train refuses them, unless --repair."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.jsonl").write_text('{"text": "张三", "entities": []}\n')
+        (tmp_path / folder / "eval.jsonl").write_text('{"text": "李四", "entities": []}\n')
+    pair = [
+        *("--train", str(tmp_path / "a/train.jsonl"), "--eval", str(tmp_path / "a/eval.jsonl")),
+        *("--train", str(tmp_path / "b/train.jsonl"), "--eval", str(tmp_path / "b/eval.jsonl")),
+    ]
+    with pytest.raises(CommandError, match="both be called 'train'"):
+        call_command("simulate_al", *pair)
+    orphan = tmp_path / "orphan.bioes"
+    orphan.write_text("张 B-PER\n三 E-PER\n\n去 O\n北 I-LOC\n京 E-LOC\n")
+    files = ["--train", str(orphan), "--eval", str(tmp_path / "a/eval.jsonl")]
+    with pytest.raises(CommandError, match="line 5.*continues no open entity.*--repair"):
+        call_command("simulate_al", *files)
+    # repaired as asked, it runs
+    out = tmp_path / "out"
+    call_command("simulate_al", *files, "--repair", "--stop-sentences", "0", "--rounds", "0",
+                 "--first-epochs", "1", "--no-full", "--strategies", "random",
+                 "--out", str(out))  # fmt: skip
+    assert (out / "simulation.csv").is_file()
+
+
 @pytest.mark.slow
 def test_simulate_al_command_writes_table_csv_json_and_plot(datasets_dir, tmp_path, capsys):
     pool, held_out = tmp_path / "pool.jsonl", tmp_path / "eval.jsonl"

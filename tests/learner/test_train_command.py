@@ -120,3 +120,32 @@ def test_train_command_help_shows_every_default(capsys):
         block = text[text.index(f"\n  {option} ") :].split("\n  --", 2)[1]
         assert f"default: {default}" in " ".join(block.split()), block
     assert "default: None" not in text
+
+
+def test_train_refuses_a_dev_file_of_other_entity_types_and_warns_of_shared_sentences(tmp_path):
+    """Label names that differ between files (PER here, PERSON there) made a model scored
+    F1 0 with no word said; sentences shared with the training file flatter the score."""
+
+    train = tmp_path / "train.bioes"
+    train.write_text("张 B-PER\n三 E-PER\n来 O\n\n李 B-PER\n四 E-PER\n走 O\n", encoding="utf-8")
+    other = tmp_path / "dev.jsonl"
+    other.write_text(
+        '{"text": "王五来了", "entities": [{"start": 0, "end": 2, "label": "PERSON"}]}\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(CommandError, match="entity types PERSON are not in the training file"):
+        call_command("train", "--train", str(train), "--dev", str(other),
+                     "--out", str(tmp_path / "out"), "--quiet")  # fmt: skip
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_warns_of_dev_sentences_that_are_also_training_sentences(tmp_path):
+    train = tmp_path / "train.bioes"
+    train.write_text("张 B-PER\n三 E-PER\n来 O\n\n李 B-PER\n四 E-PER\n走 O\n", encoding="utf-8")
+    dev = tmp_path / "dev.bioes"
+    dev.write_text("张 B-PER\n三 E-PER\n来 O\n\n王 B-PER\n五 E-PER\n", encoding="utf-8")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="--epochs must be at least 1"):  # stops before training
+        call_command("train", "--train", str(train), "--dev", str(dev), "--epochs", "0",
+                     "--out", str(tmp_path / "out"), stdout=out)  # fmt: skip
+    assert "1 of the 2 dev sentences are also in the training file" in out.getvalue()

@@ -10,6 +10,7 @@ again and the queue re-selected); otherwise it waits as a candidate to be activa
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -71,6 +72,12 @@ class Command(BaseCommand):
         if folder.exists():
             raise CommandError(f"{folder} exists already (--name)")
         shutil.copytree(source, folder)
+        if info.config.get("version") != name:
+            # the name answers predictions too (model_version), as the dashboard shows it
+            config = json.loads((folder / bundle.CONFIG).read_text("utf-8"))
+            config["version"] = name
+            (folder / bundle.CONFIG).write_text(json.dumps(config, ensure_ascii=False, indent=2))
+            bundle.write_manifest(folder)
 
         _, eval_examples, _ = retraining.training_examples(project, timezone.now())
         int8 = bool(settings.SERVE_INT8) and (folder / bundle.MODEL_INT8).is_file()
@@ -78,11 +85,14 @@ class Command(BaseCommand):
         if eval_examples:
             scores = score_bundle(folder, eval_examples, int8=int8)
             metrics.update(scores, eval_sentences=len(eval_examples))
+        trained = info.config.get("training") or {}
         version = ModelVersion.objects.create(
             project=project,
             version=name,
             bundle_path=str(folder),
             arch=str(info.config.get("arch", "")),
+            train_sentences=int(trained.get("train_sentences") or 0),
+            train_chars=int(trained.get("train_chars") or 0),
             metrics=metrics,
             gate_reason=f"registered from {source.resolve()}",
         )

@@ -51,7 +51,12 @@ class Command(BaseCommand):
             default=",".join(defaults.strategies),
             help=f"comma-separated, from: {', '.join(sorted(STRATEGIES))}",
         )
-        parser.add_argument("--unit", default=defaults.unit, choices=UNITS)
+        parser.add_argument(
+            "--unit",
+            default=defaults.unit,
+            choices=UNITS,
+            help="what --seed-size and --batch-size count",
+        )
         parser.add_argument(
             "--seed-size", default=defaults.seed_size, help="e.g. 2%% of the pool, or 500"
         )
@@ -60,11 +65,20 @@ class Command(BaseCommand):
             default=",".join(defaults.batch_sizes),
             help="per round, comma-separated; the last value repeats (units of --unit)",
         )
-        parser.add_argument("--rounds", type=int, default=defaults.rounds)
-        parser.add_argument("--repeats", type=int, default=defaults.repeats)
-        parser.add_argument("--seed", type=int, default=defaults.seed)
         parser.add_argument(
-            "--arch", default=defaults.arch, choices=sorted(set(ARCHITECTURES) - {"hf_crf"})
+            "--rounds", type=int, default=defaults.rounds, help="rounds after the seed set"
+        )
+        parser.add_argument(
+            "--repeats", type=int, default=defaults.repeats, help="curves per strategy"
+        )
+        parser.add_argument(
+            "--seed", type=int, default=defaults.seed, help="random seed of the first repeat"
+        )
+        parser.add_argument(
+            "--arch",
+            default=defaults.arch,
+            choices=sorted(set(ARCHITECTURES) - {"hf_crf"}),
+            help="network",
         )
         parser.add_argument(
             "--new-share",
@@ -83,11 +97,15 @@ class Command(BaseCommand):
         parser.add_argument(
             "--epochs", type=int, default=defaults.epochs, help="per warm-started round"
         )
-        parser.add_argument("--patience", type=int, default=defaults.patience)
+        parser.add_argument(
+            "--patience", type=int, default=defaults.patience, help="per warm-started round"
+        )
         parser.add_argument(
             "--first-epochs", type=int, default=defaults.first_epochs, help="seed-set model"
         )
-        parser.add_argument("--first-patience", type=int, default=defaults.first_patience)
+        parser.add_argument(
+            "--first-patience", type=int, default=defaults.first_patience, help="seed-set model"
+        )
         parser.add_argument(
             "--min-epoch-sentences",
             type=int,
@@ -100,7 +118,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--time-budget", type=float, default=defaults.time_budget, help="seconds per run"
         )
-        parser.add_argument("--full-time-budget", type=float, default=defaults.full_time_budget)
+        parser.add_argument(
+            "--full-time-budget",
+            type=float,
+            default=defaults.full_time_budget,
+            help="seconds for the full-pool reference",
+        )
+        parser.add_argument(
+            "--repair",
+            action="store_true",
+            help="repair ill-formed CoNLL tag sequences (an I- with no entity) as a decoder "
+            "does, instead of refusing the file (as nerloop train --repair)",
+        )
         parser.add_argument("--no-full", action="store_true", help="skip the full-pool reference")
         parser.add_argument(
             "--threads", type=int, default=defaults.threads, help="torch threads per process"
@@ -120,18 +149,29 @@ class Command(BaseCommand):
 
         if len(opts["train"]) != len(opts["eval"]):
             raise CommandError("give one --eval file for every --train file")
+        # the shared corpora are read as published, repaired: Resume's train file has an entity
+        # that is never closed (line 62390); a user's own files are refused unless --repair
         sources = [
             (
                 name,
                 Path(settings.DATASETS_DIR) / CORPORA[name][0],
                 Path(settings.DATASETS_DIR) / CORPORA[name][1],
+                False,
             )
             for name in opts["corpus"]
         ]
         sources += [
-            (Path(t).stem, Path(t), Path(e))
+            (Path(t).stem, Path(t), Path(e), not opts["repair"])
             for t, e in zip(opts["train"], opts["eval"], strict=True)
         ]
+        # results are keyed by corpus name: two pools of one name would make one curve of both
+        names = [name for name, *_ in sources]
+        clash = sorted({name for name in names if names.count(name) > 1})
+        if clash:
+            raise CommandError(
+                f"two corpora would both be called {clash[0]!r} (a --corpus, or the name of a "
+                "--train file without its extension): give the files different names"
+            )
         if not sources:
             raise CommandError("name at least one --corpus, or --train/--eval files")
         if opts["jobs"] < 1:
@@ -162,12 +202,17 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         corpora = []
-        for name, train_path, eval_path in sources:
+        for name, train_path, eval_path, strict in sources:
             try:
-                corpora.append(load_corpus(name, train_path, eval_path, options.stop_sentences))
+                corpora.append(
+                    load_corpus(name, train_path, eval_path, options.stop_sentences, strict)
+                )
             except FileNotFoundError as exc:
                 raise CommandError(f"{name}: {exc}") from None
-            except (FormatError, ValueError) as exc:
+            except FormatError as exc:
+                hint = " (use --repair to fix ill-formed tag sequences)" if exc.repairable else ""
+                raise CommandError(f"{name}: {exc}{hint}") from None
+            except ValueError as exc:
                 raise CommandError(f"{name}: {exc}") from None
         for corpus in corpora:
             self.stdout.write(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 
-from annotation.formats import FormatError, guess_format, read_file
+from annotation.formats import FormatError, read_file
 from learner.nets import ARCHITECTURES
 
 
@@ -75,12 +75,6 @@ class Command(BaseCommand):
         from learner.export import check_overwritable, export_bundle
         from learner.training import TrainOptions, train
 
-        def conll(path) -> bool:
-            try:
-                return (opts["format"] or guess_format(Path(path).name, [])) == "conll"
-            except FormatError:
-                return False
-
         def load(path):
             try:
                 return read_file(path, opts["format"], strict=not opts["repair"])
@@ -88,7 +82,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{path}: no such file") from None
             except FormatError as exc:
                 # only an ill-formed tag sequence can be repaired, and only once
-                fixable = conll(path) and exc.message.endswith(" tags)") and not opts["repair"]
+                fixable = exc.repairable and not opts["repair"]
                 hint = " (use --repair to fix ill-formed tag sequences)" if fixable else ""
                 raise CommandError(f"{exc}{hint}") from None
 
@@ -100,6 +94,24 @@ class Command(BaseCommand):
             )
         dev_examples = load(opts["dev"])
         test_examples = load(opts["test"]) if opts["test"] else None
+        trained_types = {span.label for example in train_examples for span in example.spans}
+        train_texts = {example.text for example in train_examples}
+        for role, examples in (("dev", dev_examples), ("test", test_examples or [])):
+            unseen = sorted({s.label for ex in examples for s in ex.spans} - trained_types)
+            if unseen:
+                raise CommandError(
+                    f"{opts[role]}: entity types {', '.join(unseen)} are not in the training file "
+                    f"(it has {', '.join(sorted(trained_types))}): the model could never predict "
+                    "them and F1 would count each a miss; make the label names agree"
+                )
+            repeated = sum(1 for example in examples if example.text in train_texts)
+            if repeated:
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"{repeated} of the {len(examples)} {role} sentences are also in the "
+                        "training file: their score flatters the model"
+                    )
+                )
         for name in ("epochs", "batch_size"):
             if opts[name] < 1:
                 raise CommandError(f"--{name.replace('_', '-')} must be at least 1")
@@ -142,9 +154,11 @@ class Command(BaseCommand):
         )
         trained = train(train_examples, dev_examples, arch, options, log=self.stdout.write)
         summary = trained.summary
+        capped = summary["best_epoch"] == summary["epochs"] == opts["epochs"]
         self.stdout.write(
-            f"best dev F1 {summary['dev_f1']:.4f} at epoch {summary['best_epoch']} "
-            f"({summary['train_seconds']:.0f}s)"
+            f"best dev F1 {summary['dev_f1']:.4f} at epoch {summary['best_epoch']} of "
+            f"{summary['epochs']} ({summary['train_seconds']:.0f}s of training)"
+            + (" - still improving at the --epochs cap: more epochs may help" if capped else "")
         )
         evaluations = {"dev": dev_examples}
         if test_examples:
