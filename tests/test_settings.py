@@ -23,12 +23,18 @@ print(json.dumps({
 """
 
 
-def django_process(code: str, **env) -> dict:
+def start(code: str, cwd: Path = ROOT, **env) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh Python with the settings module and ``env`` (SECRET_KEY "x"
+    unless given), from ``cwd``."""
     environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings", "SECRET_KEY": "x"}
-    environ.update(env)
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=environ, capture_output=True, text=True
+    environ.update(env, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=environ, capture_output=True, text=True
     )
+
+
+def django_process(code: str, cwd: Path = ROOT, **env) -> dict:
+    done = start(code, cwd, **env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -93,15 +99,7 @@ def test_the_env_example_names_every_setting_read():
 
 
 def test_a_bad_log_level_is_refused_in_words():
-    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings", "SECRET_KEY": "x"}
-    environ["NERLOOP_LOG_LEVEL"] = "verbose"
-    done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-    )
+    done = start("import django; django.setup()", NERLOOP_LOG_LEVEL="verbose")
     assert done.returncode != 0 and "NERLOOP_LOG_LEVEL='VERBOSE' is not DEBUG" in done.stderr
 
 
@@ -131,27 +129,10 @@ def test_every_setting_can_come_from_a_file(tmp_path):
 
 
 def test_a_relative_data_dir_is_the_project_folders_whatever_the_working_directory(tmp_path):
-    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings", "SECRET_KEY": "x"}
-    environ.update(NERLOOP_DATA_DIR="var", PYTHONPATH=str(ROOT))
-    done = subprocess.run(
-        [sys.executable, "-c", SETTINGS_READ],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.strip().splitlines()[-1])["data_dir"] == str(ROOT / "var")
+    got = django_process(SETTINGS_READ, tmp_path, NERLOOP_DATA_DIR="var")
+    assert got["data_dir"] == str(ROOT / "var")
 
 
 def test_the_env_examples_placeholder_secret_key_is_refused():
-    environ = {**os.environ, "DJANGO_SETTINGS_MODULE": "nerloop.settings"}
-    environ.update(SECRET_KEY="change-me", DEBUG="0")
-    done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-    )
+    done = start("import django; django.setup()", SECRET_KEY="change-me", DEBUG="0")
     assert done.returncode != 0 and "placeholder" in done.stderr
