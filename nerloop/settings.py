@@ -243,6 +243,7 @@ if REDIS_URL:
 else:
     BROKER_FOLDER = DATA_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://localhost/"  # a host named: kombu warns without one
+    CELERY_BROKER_TRANSPORT = "nerloop.broker:Transport"  # messages written whole
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_FOLDER),
         "data_folder_out": str(BROKER_FOLDER),
