@@ -46,6 +46,16 @@ def _empty_cache():
     cache.clear()
 
 
+@pytest.fixture
+def broker_down(monkeypatch):
+    """Point the Celery app at a port where nothing listens, for this test only (and drop the
+    embedded broker's transport, which would otherwise stand in for the URL's)."""
+    from nerloop.celery import app
+
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    monkeypatch.setitem(app.conf, "broker_transport", None)
+
+
 @pytest.fixture(autouse=True)
 def _default_language():
     """Each test starts in LANGUAGE_CODE: a request activates its language in the thread,

@@ -6,16 +6,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.models import Annotation, Document
-from nerloop.celery import app
 from nerloop.tasks import BrokerUnavailable, ensure_broker
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker_down(monkeypatch):
-    """Point the Celery app at a port where nothing listens, for this test only."""
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
 
 
 def test_broker_down_ensure_broker_raises_quickly(broker_down):

@@ -4,7 +4,6 @@ import pytest
 
 from annotation.models import Annotation, Document
 from learner.models import TrainingRun
-from nerloop.celery import app
 from tests.base import ROLES, expected
 
 pytestmark = pytest.mark.django_db
@@ -78,8 +77,7 @@ def test_train_endpoint_without_eval_annotations_is_e302(world):
     assert not TrainingRun.objects.exists()
 
 
-def test_train_endpoint_broker_down_is_503_and_creates_nothing(ready, monkeypatch):
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+def test_train_endpoint_broker_down_is_503_and_creates_nothing(ready, broker_down):
     response = ready.api("admin").post(url(ready.project))
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "E204"

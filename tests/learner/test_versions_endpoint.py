@@ -3,7 +3,6 @@
 import pytest
 
 from learner.models import ModelVersion, TrainingRun
-from nerloop.celery import app
 from tests.base import ROLES, expected
 from tests.inference.conftest import build_tiny_bundle
 
@@ -83,9 +82,8 @@ def test_versions_endpoint_cannot_activate_another_projects_version(versions):
     assert ModelVersion.active_for(world.project) == new
 
 
-def test_versions_endpoint_activate_with_broker_down_is_503(versions, monkeypatch):
+def test_versions_endpoint_activate_with_broker_down_is_503(versions, broker_down):
     world, old, new, _ = versions
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
     response = world.api("admin").post(activate_url(world, old))
     assert response.status_code == 503
     assert ModelVersion.active_for(world.project) == new
