@@ -2,13 +2,11 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from nerloop import health
 from nerloop.errors import api_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("healthz", health.healthz, name="healthz"),
-    path("readyz", health.readyz, name="readyz"),
+    # /healthz and /readyz: nerloop.health.ProbeMiddleware answers them before any route
     path("api/v1/", include("inference.urls")),
     path("api/v1/", include("annotation.urls")),
     path("api/v1/", include("learner.urls")),
