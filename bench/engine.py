@@ -116,6 +116,7 @@ def train_one(name: str, arch: str, splits: dict, args) -> dict:
             threads=args.train_threads,
             progress=not args.quiet,
             patience=args.patience,
+            hparams=args.hparams,
         )
         print(
             f"[{name}/{arch}] train {len(splits['train'])} sentences, early stopping on "
@@ -147,6 +148,7 @@ def train_one(name: str, arch: str, splits: dict, args) -> dict:
         "precision": round(metrics["precision"] * 100, 2),
         "recall": round(metrics["recall"] * 100, 2),
         "per_type_f1": {k: round(v["f1"] * 100, 2) for k, v in metrics["per_type"].items()},
+        "hparams": training.get("options", {}).get("hparams", {}),
         "bundle": str(folder),
     }
 
@@ -295,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--patience", type=int, default=6)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--hparams",
+        type=json.loads,
+        default={},
+        help='network settings as JSON, for every dataset, e.g. {"lm_weight": 0.1}',
+    )
     parser.add_argument("--threads", type=int, default=2, help="cores for inference")
     parser.add_argument(
         "--train-threads",

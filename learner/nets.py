@@ -98,7 +98,16 @@ class Tagger(nn.Module):
 class BiLSTMCRF(Tagger):
     """Embeddings -> dropout -> BiLSTM over packed sequences -> dropout -> linear -> CRF."""
 
-    defaults = {"char_dim": 100, "bigram_dim": 100, "hidden": 128, "layers": 1, "dropout": 0.5}
+    # lm_weight: each direction also predicts the characters beyond what it has read, in
+    # training only (the exported graph has no language-model heads); off by default
+    defaults = {
+        "char_dim": 100,
+        "bigram_dim": 100,
+        "hidden": 128,
+        "layers": 1,
+        "dropout": 0.5,
+        "lm_weight": 0.0,
+    }
 
     def __init__(self, tags, sizes, **hp):
         super().__init__(tags, sizes, hp)
@@ -113,8 +122,42 @@ class BiLSTMCRF(Tagger):
             dropout=hp["dropout"] if hp["layers"] > 1 else 0.0,
         )
         self.emit = nn.Linear(2 * hp["hidden"], len(self.tags))
+        if hp.get("lm_weight"):
+            if hp["layers"] != 1:  # a second layer's forward states have read the future
+                raise ValueError("lm_weight needs a one-layer BiLSTM (layers 1)")
+            self.lm_next = nn.Linear(hp["hidden"], self.sizes["chars"])
+            self.lm_prev = nn.Linear(hp["hidden"], self.sizes["chars"])
+
+    def loss(self, inputs, tags):
+        """The CRF's loss plus ``lm_weight`` times a character language model's (Rei, "Semi-
+        supervised multitask learning for sequence labeling", 2017), summed per sentence like
+        the CRF's: the forward states predict the next character but one (they have read the
+        next one's bigram), the backward states the previous character."""
+        weight = self.hparams.get("lm_weight")
+        if not weight:
+            return super().loss(inputs, tags)
+        states, mask = self.encode(**inputs)
+        emissions = self.emit(self.dropout(states))
+        nll = self.crf.nll(emissions, tags, mask)
+        hidden, chars = self.hparams["hidden"], inputs["chars"]
+        states = self.dropout(states)
+        # the forward state at i has read the bigram (i, i+1): it predicts character i+2
+        ahead = mask[:, 2:]
+        next_loss = nn.functional.cross_entropy(
+            self.lm_next(states[:, :-2, :hidden][ahead]), chars[:, 2:][ahead], reduction="sum"
+        )
+        behind = mask[:, 1:]
+        prev_loss = nn.functional.cross_entropy(
+            self.lm_prev(states[:, 1:, hidden:][behind]), chars[:, :-1][behind], reduction="sum"
+        )
+        return nll + weight * (next_loss + prev_loss) / chars.shape[0]
 
     def forward(self, chars, lengths, bigrams=None, lexicon=None):
+        states, mask = self.encode(chars, lengths, bigrams, lexicon)
+        emissions = self.emit(self.dropout(states))
+        return emissions, masked_mean(states, mask)
+
+    def encode(self, chars, lengths, bigrams=None, lexicon=None):
         width = chars.shape[1]
         x = self.dropout(self.embed(chars, bigrams, lexicon))
         # an empty text has length 0; pack it as one padding step and mask it out below
@@ -123,9 +166,7 @@ class BiLSTMCRF(Tagger):
         )
         states, _ = self.lstm(packed)
         states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=width)
-        mask = real_mask(lengths, width)
-        emissions = self.emit(self.dropout(states))
-        return emissions, masked_mean(states, mask)
+        return states, real_mask(lengths, width)
 
 
 class SelfAttentionLayer(nn.Module):

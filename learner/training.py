@@ -314,8 +314,9 @@ class WeightAverage:
 
 
 def _warm_start(model: Tagger, source: TrainedModel) -> None:
-    """Copy every weight of ``source`` whose shape fits; embedding tables that grew keep the
-    old rows (the featurizer was extended with ``base=``, so old indexes are unchanged)."""
+    """Copy every weight of ``source`` whose shape fits; tables indexed by a vocabulary that
+    grew (embeddings, language-model heads) keep the old rows (the featurizer was extended
+    with ``base=``, so old indexes are unchanged)."""
     own = model.state_dict()
     for name, value in source.model.state_dict().items():
         if name not in own:
@@ -323,7 +324,7 @@ def _warm_start(model: Tagger, source: TrainedModel) -> None:
         target = own[name]
         if target.shape == value.shape:
             own[name] = value.clone()
-        elif target.dim() == 2 and target.shape[1] == value.shape[1] and name.endswith("weight"):
+        elif target.dim() == value.dim() and target.shape[1:] == value.shape[1:]:
             rows = min(target.shape[0], value.shape[0])
             target = target.clone()
             target[:rows] = value[:rows]

@@ -104,6 +104,62 @@ def test_training_save_load_round_trip(tmp_path, overfit, sentences):
     assert loaded.tags == overfit.tags and loaded.arch == "bilstm_crf"
 
 
+def test_training_language_model_loss_is_added_in_training_only():
+    """``lm_weight`` adds a character language model's loss to the BiLSTM's training: the same
+    weights without it give the CRF's loss alone, and the network's outputs (what the ONNX
+    graph exports) do not depend on it."""
+    from learner.nets import build_model
+
+    sizes = {"chars": 50, "bigrams": 60, "lexicon_dim": 0}
+    tags = label_tags(["PER"])
+    small = {"hidden": 16, "dropout": 0.0}
+    with_lm = build_model("bilstm_crf", tags, sizes, {**small, "lm_weight": 0.1})
+    plain = build_model("bilstm_crf", tags, sizes, small)
+    assert not any(name.startswith("lm_") for name, _ in plain.named_parameters())
+    plain.load_state_dict(
+        {k: v for k, v in with_lm.state_dict().items() if not k.startswith("lm_")}
+    )
+    inputs = {
+        "chars": torch.randint(2, 50, (3, 7)),
+        "bigrams": torch.randint(2, 60, (3, 7)),
+        "lengths": torch.tensor([7, 5, 1]),
+    }
+    gold = torch.zeros(3, 7, dtype=torch.long)
+    torch.testing.assert_close(with_lm(**inputs)[0], plain(**inputs)[0])
+    assert with_lm.loss(inputs, gold) > plain.loss(inputs, gold)
+    with_lm.loss(inputs, gold).backward()
+    assert with_lm.lm_next.weight.grad.abs().sum() > 0
+    assert with_lm.lm_prev.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="one-layer"):
+        build_model("bilstm_crf", tags, sizes, {**small, "layers": 2, "lm_weight": 0.1})
+
+
+@pytest.mark.slow
+def test_training_with_a_language_model_saves_loads_and_warm_starts(tmp_path, sentences):
+    """A model trained with the language model's loss round-trips through save/load, and a
+    warm start whose vocabulary grew keeps the old rows of the language-model heads."""
+    lm = quick(epochs=2, hparams={"char_dim": 32, "bigram_dim": 16, "hidden": 32, "lm_weight": 0.1})
+    model = train(sentences, sentences, "bilstm_crf", lm, log=None)
+    model.save(tmp_path)
+    loaded = TrainedModel.load(tmp_path)
+    texts = [ex.text for ex in sentences]
+    assert loaded.predict(texts) == model.predict(texts)
+    new = [Example("新来的句子提到王小明。", [Span(5, 8, "NAME")])]
+    warm = train(
+        new + sentences, sentences, "bilstm_crf", quick(epochs=0), warm_start=model, log=None
+    )
+    assert warm.model.hparams["lm_weight"] == 0.1
+    assert (
+        warm.model.lm_next.weight.shape[0]
+        == len(warm.featurizer.chars)
+        > len(model.featurizer.chars)
+    )
+    for head in ("lm_next", "lm_prev"):
+        for part in ("weight", "bias"):
+            old = getattr(getattr(model.model, head), part)
+            torch.testing.assert_close(getattr(getattr(warm.model, head), part)[: len(old)], old)
+
+
 @pytest.mark.slow
 def test_training_warm_start_keeps_old_weights(overfit, sentences):
     new = [Example("新来的句子提到王小明。", [Span(5, 8, "NAME")])]
