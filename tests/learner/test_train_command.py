@@ -51,6 +51,7 @@ def test_train_command_prints_epochs_and_writes_a_bundle(files):
         (["--patience", "-1"], "--patience must be 0"),
         (["--hparams", "[1, 2]"], "must be a JSON object"),
         (["--hparams", '{"hiden": 64}'], "hiden unknown to bilstm_crf; known: bigram_dim"),
+        (["--hparams", '{"lm_weight": 0.1, "layers": 2}'], "needs a one-layer BiLSTM"),
         (["--arch", "hf_crf"], "needs --init-from"),
         (["--init-from", "nowhere"], "no such folder"),
         (["--init-from", "bundle"], "neither a nerloop bundle nor a Hugging Face checkpoint"),
