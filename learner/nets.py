@@ -40,6 +40,23 @@ def build_model(arch: str, tags: Sequence[str], sizes: dict, hparams: dict | Non
     return cls(tags, sizes, **{**cls.defaults, **(hparams or {})})
 
 
+def check_hparams(arch: str, hparams: dict) -> None:
+    """ValueError naming what is wrong with ``hparams`` for ``arch`` (an unknown name, values
+    that do not go together), before any data is read or trained on."""
+    if not isinstance(hparams, dict):
+        raise ValueError('must be a JSON object, e.g. {"hidden": 128}')
+    known = ARCHITECTURES[arch].defaults
+    unknown = sorted(set(hparams) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)} unknown to {arch}; known: {', '.join(sorted(known))}"
+        )
+    try:
+        build_model(arch, ["O"], {"chars": 2, "bigrams": 2, "lexicon_dim": 0}, hparams)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def real_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
     return torch.arange(width, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
 

@@ -121,6 +121,7 @@ class SimulationOptions:
     # torch threads per training process. One: on a shared 2-core machine an OpenMP pool of
     # two spinning threads made an epoch 15x slower here; use --jobs to fill the cores.
     threads: int = 1
+    hparams: dict = field(default_factory=dict)  # the network's settings (nerloop train's)
 
     def __post_init__(self):
         unknown = [s for s in self.strategies if s not in selection.STRATEGIES]
@@ -134,6 +135,10 @@ class SimulationOptions:
             raise ValueError("new_share must be in (0, 1]")
         for amount in [self.seed_size, *self.batch_sizes]:
             parse_amount(amount)
+        if self.hparams:
+            from .nets import check_hparams
+
+            check_hparams(self.arch, self.hparams)
         for name in ("repeats", "threads", "first_epochs", "epochs", "full_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -219,6 +224,7 @@ def _train(
         threads=options.threads,
         time_budget=budget,
         progress=False,
+        hparams=options.hparams,
     )
     started = time.monotonic()
     model = train(

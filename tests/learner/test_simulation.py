@@ -168,6 +168,33 @@ def test_simulate_al_command_refuses_two_corpora_of_one_name_and_ill_formed_tags
     assert (out / "simulation.csv").is_file()
 
 
+@pytest.mark.parametrize(
+    ("hparams", "problem"),
+    [
+        ("{bad", "--hparams is not JSON"),
+        ("[1]", "must be a JSON object"),
+        ('{"hiden": 64}', "hiden unknown to bilstm_crf"),
+        ('{"lm_weight": 0.1, "layers": 2}', "needs a one-layer BiLSTM"),
+    ],
+)
+def test_simulate_al_command_refuses_bad_hparams_before_reading_corpora(tmp_path, hparams, problem):
+    missing = ["--train", str(tmp_path / "no.jsonl"), "--eval", str(tmp_path / "no.jsonl")]
+    with pytest.raises(CommandError, match=problem):
+        call_command("simulate_al", *missing, "--hparams", hparams)
+
+
+def test_simulate_al_command_trains_with_the_hparams_given(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"text": "张三在北京", "entities": []}\n')
+    (tmp_path / "eval.jsonl").write_text('{"text": "李四", "entities": []}\n')
+    out = tmp_path / "out"
+    call_command("simulate_al", "--train", str(tmp_path / "train.jsonl"),
+                 "--eval", str(tmp_path / "eval.jsonl"), "--stop-sentences", "0",
+                 "--rounds", "0", "--first-epochs", "1", "--no-full", "--strategies", "random",
+                 "--hparams", '{"hidden": 8, "lm_weight": 0.1}', "--out", str(out))  # fmt: skip
+    options = json.loads((out / "simulation.json").read_text())["options"]
+    assert options["hparams"] == {"hidden": 8, "lm_weight": 0.1}
+
+
 @pytest.mark.slow
 def test_simulate_al_command_writes_table_csv_json_and_plot(datasets_dir, tmp_path, capsys):
     pool, held_out = tmp_path / "pool.jsonl", tmp_path / "eval.jsonl"

@@ -8,6 +8,7 @@ The target table of the active-learning issue comes from:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from django.conf import settings
@@ -135,6 +136,9 @@ class Command(BaseCommand):
             "--threads", type=int, default=defaults.threads, help="torch threads per process"
         )
         parser.add_argument("--jobs", type=int, default=1, help="processes running curves")
+        parser.add_argument(
+            "--hparams", default="{}", help='network settings as JSON, e.g. {"lm_weight": 0.1}'
+        )
         parser.add_argument("--out", default="bench/results/simulate_al", help="output folder")
 
     def handle(self, *args, **opts):
@@ -177,6 +181,10 @@ class Command(BaseCommand):
         if opts["jobs"] < 1:
             raise CommandError("--jobs must be at least 1")
         try:
+            hparams = json.loads(opts["hparams"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--hparams is not JSON: {exc}") from None
+        try:
             options = SimulationOptions(
                 strategies=[s.strip() for s in opts["strategies"].split(",") if s.strip()],
                 unit=opts["unit"],
@@ -198,6 +206,7 @@ class Command(BaseCommand):
                 full_epochs=opts["full_epochs"],
                 full_time_budget=opts["full_time_budget"],
                 threads=opts["threads"],
+                hparams=hparams,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
