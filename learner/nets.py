@@ -158,7 +158,9 @@ class BiLSTMCRF(Tagger):
         nll = self.crf.nll(emissions, tags, mask)
         hidden, chars = self.hparams["hidden"], inputs["chars"]
         states = self.dropout(states)
-        # the forward state at i has read the bigram (i, i+1): it predicts character i+2
+        # the forward state at i has read the bigram (i, i+1): it predicts character i+2 (the
+        # dictionary flags it has read still hint at whether a word goes on; the targets are
+        # the ids the network was given, <unk> where training replaced one)
         ahead = mask[:, 2:]
         next_loss = nn.functional.cross_entropy(
             self.lm_next(states[:, :-2, :hidden][ahead]), chars[:, 2:][ahead], reduction="sum"
