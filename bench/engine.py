@@ -328,6 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     out_path = RESULTS / "engine.json"
     datasets = [d for d in args.datasets.split(",") if d]
     archs = [a for a in args.archs.split(",") if a]
+    if args.hparams:
+        from learner.nets import check_hparams
+
+        try:  # before hours of training: the network takes any keyword and would ignore a typo
+            for arch in archs:
+                check_hparams(arch, args.hparams)
+        except ValueError as exc:
+            print(f"--hparams: {exc}", file=sys.stderr)
+            return 2
     training = []
     all_splits = {}
     for name in datasets:
