@@ -415,10 +415,15 @@ class Featurizer:
                 bigram_counts[norm[-1] + BIGRAM_END] += 1
         chars = list(base.chars) if base else [PAD_TOKEN, UNK_TOKEN]
         known = set(chars)
+        # most frequent first (ties by code point): a language-model head over the first
+        # ids only then covers most of the text
         chars += sorted(
-            c
-            for c, n in char_counts.items()
-            if n >= min_char_count and c not in known and not 0xD800 <= ord(c) <= 0xDFFF
+            (
+                c
+                for c, n in char_counts.items()
+                if n >= min_char_count and c not in known and not 0xD800 <= ord(c) <= 0xDFFF
+            ),
+            key=lambda c: (-char_counts[c], c),
         )
         bigram_list = None
         if base is not None and base.bigrams is not None:

@@ -60,11 +60,20 @@ class CRF(nn.Module):
         )
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The forward algorithm, each step a matrix product in the exp domain: alpha and each
+        column of the transitions are shifted by their maximum first, so the exponentials stay
+        in range (a broadcast logsumexp over batch x tags x tags was most of a CRF's time)."""
         trans, start, end = self.scores()
+        shift = trans.max(0, keepdim=True).values  # per next tag
+        weights = torch.exp(trans - shift)  # forbidden transitions become exactly 0
         alpha = start + emissions[:, 0]
         for t in range(1, emissions.shape[1]):
-            step = torch.logsumexp(alpha.unsqueeze(2) + trans + emissions[:, t].unsqueeze(1), 1)
-            alpha = torch.where(mask[:, t].unsqueeze(1), step, alpha)
+            top = alpha.max(1, keepdim=True).values
+            total = torch.exp(alpha - top) @ weights
+            # a tag that no likely previous tag may precede underflows to 0: floor it at the
+            # smallest normal float, far below anything that counts in the sum over tags
+            step = top + shift + torch.log(total.clamp(min=torch.finfo(total.dtype).tiny))
+            alpha = torch.where(mask[:, t].unsqueeze(1), step + emissions[:, t], alpha)
         return torch.logsumexp(alpha + end, dim=1)
 
     def path_score(

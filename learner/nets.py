@@ -116,14 +116,16 @@ class BiLSTMCRF(Tagger):
     """Embeddings -> dropout -> BiLSTM over packed sequences -> dropout -> linear -> CRF."""
 
     # lm_weight: each direction also predicts the characters beyond what it has read, in
-    # training only (the exported graph has no language-model heads); off by default
+    # training only (the exported graph has no language-model heads); lm_vocab: how many of
+    # the most frequent characters it tells apart, the rarer ones share the last class
     defaults = {
         "char_dim": 100,
         "bigram_dim": 100,
         "hidden": 128,
         "layers": 1,
         "dropout": 0.5,
-        "lm_weight": 0.0,
+        "lm_weight": 0.1,
+        "lm_vocab": 1024,
     }
 
     def __init__(self, tags, sizes, **hp):
@@ -141,9 +143,13 @@ class BiLSTMCRF(Tagger):
         self.emit = nn.Linear(2 * hp["hidden"], len(self.tags))
         if hp.get("lm_weight"):
             if hp["layers"] != 1:  # a second layer's forward states have read the future
-                raise ValueError("lm_weight needs a one-layer BiLSTM (layers 1)")
-            self.lm_next = nn.Linear(hp["hidden"], self.sizes["chars"])
-            self.lm_prev = nn.Linear(hp["hidden"], self.sizes["chars"])
+                raise ValueError(
+                    "lm_weight (0.1 by default) needs a one-layer BiLSTM: with layers "
+                    f"{hp['layers']}, pass lm_weight 0"
+                )
+            classes = min(self.sizes["chars"], hp["lm_vocab"])
+            self.lm_next = nn.Linear(hp["hidden"], classes)
+            self.lm_prev = nn.Linear(hp["hidden"], classes)
 
     def loss(self, inputs, tags):
         """The CRF's loss plus ``lm_weight`` times a character language model's (Rei, "Semi-
@@ -156,7 +162,9 @@ class BiLSTMCRF(Tagger):
         states, mask = self.encode(**inputs)
         emissions = self.emit(self.dropout(states))
         nll = self.crf.nll(emissions, tags, mask)
-        hidden, chars = self.hparams["hidden"], inputs["chars"]
+        hidden = self.hparams["hidden"]
+        # the vocabulary runs most frequent first: ids past the head's size share its last class
+        chars = inputs["chars"].clamp(max=self.lm_next.out_features - 1)
         states = self.dropout(states)
         # the forward state at i has read the bigram (i, i+1): it predicts character i+2 (the
         # dictionary flags it has read still hint at whether a word goes on; the targets are

@@ -81,6 +81,26 @@ def test_crf_nll_gradient_is_finite():
     assert torch.isfinite(emissions.grad).all() and torch.isfinite(crf.transitions.grad).all()
 
 
+def test_crf_log_partition_holds_with_confident_emissions():
+    """Emissions a trained model reaches (tens of nats apart) push most tags' exponentials
+    below float range: the result still equals a logsumexp over every tag pair, to the
+    precision that matters, and the gradient stays finite."""
+    torch.manual_seed(3)
+    crf = random_crf()
+    emissions = (torch.randn(4, 12, len(TAGS)) * 40).requires_grad_()
+    mask = torch.ones(4, 12, dtype=torch.bool)
+    trans, start, end = crf.scores()
+    alpha = start + emissions[:, 0]
+    for t in range(1, 12):
+        alpha = torch.logsumexp(alpha.unsqueeze(2) + trans + emissions[:, t].unsqueeze(1), 1)
+    expected = torch.logsumexp(alpha + end, 1)
+    log_z = crf.log_partition(emissions, mask)
+    assert torch.allclose(log_z, expected, rtol=1e-5, atol=1e-2)
+    tags = emissions.argmax(2).detach()
+    crf.nll(emissions, tags, mask).backward()
+    assert torch.isfinite(emissions.grad).all()
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_crf_viterbi_matches_brute_force(seed):
     crf = random_crf(seed)

@@ -105,16 +105,18 @@ def test_training_save_load_round_trip(tmp_path, overfit, sentences):
 
 
 def test_training_language_model_loss_is_added_in_training_only():
-    """``lm_weight`` adds a character language model's loss to the BiLSTM's training: the same
-    weights without it give the CRF's loss alone, and the network's outputs (what the ONNX
-    graph exports) do not depend on it."""
+    """``lm_weight`` (on by default) adds a character language model's loss to the BiLSTM's
+    training: the same weights without it give the CRF's loss alone, and the network's
+    outputs (what the ONNX graph exports) do not depend on it. The heads tell apart the
+    ``lm_vocab`` first (most frequent) characters; the rest share the last class."""
     from learner.nets import build_model
 
     sizes = {"chars": 50, "bigrams": 60, "lexicon_dim": 0}
     tags = label_tags(["PER"])
     small = {"hidden": 16, "dropout": 0.0}
-    with_lm = build_model("bilstm_crf", tags, sizes, {**small, "lm_weight": 0.1})
-    plain = build_model("bilstm_crf", tags, sizes, small)
+    with_lm = build_model("bilstm_crf", tags, sizes, {**small, "lm_vocab": 20})
+    assert with_lm.lm_next.out_features == with_lm.lm_prev.out_features == 20
+    plain = build_model("bilstm_crf", tags, sizes, {**small, "lm_weight": 0.0})
     assert not any(name.startswith("lm_") for name, _ in plain.named_parameters())
     plain.load_state_dict(
         {k: v for k, v in with_lm.state_dict().items() if not k.startswith("lm_")}
@@ -151,13 +153,29 @@ def test_training_with_a_language_model_saves_loads_and_warm_starts(tmp_path, se
     assert warm.model.hparams["lm_weight"] == 0.1
     assert (
         warm.model.lm_next.weight.shape[0]
-        == len(warm.featurizer.chars)
+        == len(warm.featurizer.chars)  # under lm_vocab: one class per character
         > len(model.featurizer.chars)
     )
     for head in ("lm_next", "lm_prev"):
         for part in ("weight", "bias"):
             old = getattr(getattr(model.model, head), part)
             torch.testing.assert_close(getattr(getattr(warm.model, head), part)[: len(old)], old)
+
+
+def test_training_loads_a_model_saved_before_the_language_model_options(tmp_path, sentences):
+    """A model.pt whose hparams predate ``lm_weight``/``lm_vocab`` was trained without the
+    heads: it loads as it was."""
+    small = {"char_dim": 16, "bigram_dim": 8, "hidden": 16, "lm_weight": 0.0}
+    plain = train(sentences, sentences, "bilstm_crf", quick(epochs=1, hparams=small), log=None)
+    plain.save(tmp_path)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    for name in ("lm_weight", "lm_vocab"):
+        saved["describe"]["hparams"].pop(name)
+    torch.save(saved, tmp_path / "model.pt")
+    loaded = TrainedModel.load(tmp_path)
+    assert loaded.model.hparams["lm_weight"] == 0.0 and not hasattr(loaded.model, "lm_next")
+    texts = ["张三在北京。", "一段没有见过的文字。"]
+    assert loaded.predict(texts) == plain.predict(texts)
 
 
 @pytest.mark.slow
