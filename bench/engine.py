@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         "--hparams",
         type=json.loads,
         default={},
-        help='network settings as JSON, for every dataset, e.g. {"lm_weight": 0.1}',
+        help='network settings as JSON, for every dataset, e.g. {"lm_weight": 0}',
     )
     parser.add_argument("--threads", type=int, default=2, help="cores for inference")
     parser.add_argument(

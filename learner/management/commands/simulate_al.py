@@ -137,7 +137,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--jobs", type=int, default=1, help="processes running curves")
         parser.add_argument(
-            "--hparams", default="{}", help='network settings as JSON, e.g. {"lm_weight": 0.1}'
+            "--hparams", default="{}", help='network settings as JSON, e.g. {"lm_weight": 0}'
         )
         parser.add_argument("--out", default="bench/results/simulate_al", help="output folder")
 
