@@ -143,7 +143,7 @@ class Command(BaseCommand):
     def demo(self) -> None:
         bundle = Path(settings.DEFAULT_BUNDLE)
         if not (bundle / "manifest.json").is_file():
-            self.say(f"training the demo model into {bundle} (one or two minutes)")
+            self.say(f"training the demo model into {bundle} (seconds; at most two minutes)")
             seed.train_demo_bundle(bundle, log=lambda line: self.stdout.write(f"  {line}"))
         try:
             ensure_broker()
