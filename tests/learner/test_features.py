@@ -11,6 +11,8 @@ from inference.features import (
     WORD_COLUMNS,
     Featurizer,
     Lexicon,
+    codepoints,
+    normalize,
 )
 
 LEXICON = Lexicon([("北京", "ns"), ("北京大学", "nt"), ("张三", "nr"), ("大学生", "other")])
@@ -200,3 +202,34 @@ def test_features_hash_table_probes_past_collisions():
     absent = np.array([top, top + np.uint64(99), np.uint64(12345)], dtype=np.uint64)
     assert lookup(table, absent) == [0, 0, 0]
     assert lookup(_HashTable(np.zeros(0, np.uint64), np.zeros(0, np.uint64)), absent) == [0, 0, 0]
+
+
+def test_features_lexicon_matches_every_word_as_a_plain_scan_does():
+    """Matching stops extending a window that no word starts with; it must still find every
+    word, long ones whose prefixes are not words included, as trying every window finds them."""
+    rng = np.random.default_rng(5)
+    alphabet = list("北京大学中华人民共和国张三李四在读书")
+    words = {"".join(rng.choice(alphabet, size=rng.integers(2, 17))) for _ in range(300)}
+    words |= {"中华人民共和国", "人民", "北京大学生"}
+    lexicon = Lexicon([(w, "word") for w in words], typed=False)
+    texts = ["".join(rng.choice(alphabet, size=rng.integers(1, 60))) for _ in range(200)]
+    texts += ["在中华人民共和国成立", "北京大学生在读书"]
+    lengths = [len(t) for t in texts]
+    got = lexicon.flags(
+        normalize(codepoints("".join(texts))), np.repeat(np.arange(200 + 2), lengths)
+    )
+    expected = np.zeros_like(got)
+    offset = 0
+    for text in texts:
+        for begin in range(len(text)):
+            for end in range(begin + 1, len(text) + 1):
+                if text[begin:end] in words:
+                    if end - begin == 1:
+                        expected[offset + begin, 3] = 1
+                    else:
+                        expected[offset + begin, 0] = 1
+                        expected[offset + begin + 1 : offset + end - 1, 1] = 1
+                        expected[offset + end - 1, 2] = 1
+        offset += len(text)
+    assert expected.sum() > 100
+    np.testing.assert_array_equal(got, expected)
