@@ -35,7 +35,7 @@ CODEPOINT_BITS = 21
 # jieba's part-of-speech tags folded into the gazetteer's types.
 LEXICON_TYPES = ("nr", "ns", "nt", "nz", "other")
 _JIEBA_TYPE = {"nr": "nr", "nrt": "nr", "nrfg": "nr", "ns": "ns", "nt": "nt", "nz": "nz"}
-PREFIX_BIT = 1 << 63  # in a lexicon table's value: some longer word starts with this one
+PREFIX_BIT = np.uint64(1 << 63)  # in a lexicon table's value: some longer word starts with this one
 WORD_COLUMNS = "BMES"  # flag columns per type: first, middle, last character, single-char word
 
 # Fixed odd multipliers of the polynomial window hash (any odd 64-bit constants would do;
@@ -171,25 +171,30 @@ class Lexicon:
         self.lengths = sorted({len(w) for w in words})
         all_cps = codepoints("".join(words)) if words else np.zeros(0, np.uint32)
         self._chars = np.unique(all_cps.astype(np.int64))  # lexicon-local ids are index + 1
+        self._char_ids = _IdTable(self._chars, range(1, len(self._chars) + 1), 0)
         # one table of every word's window hash (salted by its length) -> the bit mask of the
         # word's types; every proper prefix of a word is in it too, with PREFIX_BIT, so that
         # matching stops extending a window as soon as no word starts with it
-        entries = dict(words)
+        groups: dict[int, list[str]] = {}
         for word in words:
-            for size in range(1, len(word)):
-                entries[word[:size]] = entries.get(word[:size], 0) | PREFIX_BIT
+            groups.setdefault(len(word), []).append(word)
         all_keys, all_masks = [], []
-        for length in sorted({len(w) for w in entries}):
-            group = [w for w in entries if len(w) == length]
+        for length, group in sorted(groups.items()):
             cps = codepoints("".join(group)).astype(np.int64).reshape(len(group), length)
             ids = np.searchsorted(self._chars, cps) + 1
-            hashes = np.full(len(group), _SALTS[length - 1], dtype=np.uint64)
+            running = np.zeros(len(group), dtype=np.uint64)
             for k in range(length):
-                hashes += ids[:, k].astype(np.uint64) * _MULTIPLIERS[k]
-            all_keys.append(hashes)
-            all_masks.append(np.array([entries[w] for w in group], dtype=np.uint64))
+                running += ids[:, k].astype(np.uint64) * _MULTIPLIERS[k]
+                all_keys.append(running + _SALTS[k])  # the window of the first k + 1
+                if k < length - 1:
+                    all_masks.append(np.full(len(group), PREFIX_BIT, dtype=np.uint64))
+            all_masks.append(np.array([words[w] for w in group], dtype=np.uint64))
         keys = np.concatenate(all_keys) if all_keys else np.zeros(0, np.uint64)
         masks = np.concatenate(all_masks) if all_masks else keys
+        keys, where = np.unique(keys, return_inverse=True)  # a word can be another's prefix
+        merged = np.zeros(len(keys), dtype=np.uint64)
+        np.bitwise_or.at(merged, where, masks)
+        masks = merged
         self._table = _HashTable(keys, masks)
 
     def __len__(self) -> int:
@@ -275,9 +280,7 @@ class Lexicon:
         out = np.zeros((n, self.dim), dtype=np.float32)
         if n == 0 or not self.lengths:
             return out
-        pos = np.searchsorted(self._chars, cps)
-        pos_clipped = np.minimum(pos, len(self._chars) - 1)
-        ids = np.where(self._chars[pos_clipped] == cps, pos + 1, 0).astype(np.uint64)
+        ids = self._char_ids.find(cps).astype(np.uint64)
         table = self._table
         _match_words(
             ids, np.ascontiguousarray(text_ids, dtype=np.int64), self.lengths[-1],
@@ -344,22 +347,66 @@ class _HashTable:
         self.mask = np.uint64((1 << bits) - 1)
         self.keys = np.zeros(1 << bits, dtype=np.uint64)
         self.values = np.zeros(1 << bits, dtype=np.uint64)
-        keys = np.where(keys == 0, np.uint64(1), keys)
-        pending = np.arange(len(keys))
-        slots = (keys >> self.shift).astype(np.int64)
-        while len(pending):
-            target = slots[pending]
-            free = self.keys[target] == 0
-            # of several keys aiming at one free slot, the first takes it
-            _, first = np.unique(target, return_index=True)
-            take = np.zeros(len(pending), dtype=bool)
-            take[first] = True
-            take &= free
-            placed = pending[take]
-            self.keys[target[take]] = keys[placed]
-            self.values[target[take]] = values[placed]
-            pending = pending[~take]
-            slots[pending] = (slots[pending] + 1) & int(self.mask)
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        values = np.ascontiguousarray(values, dtype=np.uint64)
+        _insert(self.keys, self.values, self.shift, self.mask, keys, values)
+
+
+@numba.njit(cache=True, nogil=True)
+def _insert(table_keys, table_values, shift, mask, keys, values):
+    for k in range(len(keys)):
+        key = keys[k] if keys[k] != 0 else np.uint64(1)
+        slot = key >> shift
+        while table_keys[slot] != 0:
+            slot = (slot + np.uint64(1)) & mask
+        table_keys[slot] = key
+        table_values[slot] = values[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _scramble(value) -> np.uint64:
+    """A one-to-one map of uint64 onto itself (murmur3's finaliser, after adding 1) that
+    spreads code points and bigram keys over the table's top bits; only 2^64 - 1 maps to 0."""
+    x = np.uint64(value) + np.uint64(1)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xFF51AFD7ED558CCD)
+    x ^= x >> np.uint64(33)
+    x *= np.uint64(0xC4CEB9FE1A85EC53)
+    x ^= x >> np.uint64(33)
+    return x
+
+
+@numba.njit(cache=True, nogil=True)
+def _scramble_all(values: np.ndarray) -> np.ndarray:
+    out = np.empty(len(values), np.uint64)
+    for k in range(len(values)):
+        out[k] = _scramble(values[k])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _find_ids(keys, values, shift, mask, queries, missing, out):
+    for k in range(len(queries)):
+        found = _probe(keys, values, shift, mask, _scramble(queries[k]))
+        out[k] = found if found else missing
+
+
+class _IdTable:
+    """Non-negative integer keys (code points, bigram keys) -> positive ids, one hash probe
+    per lookup (a binary search over a 110,000-bigram vocabulary cost 17 steps and most of
+    featurisation's time outside the lexicons); absent keys get ``missing``."""
+
+    def __init__(self, keys: Iterable[int], ids: Iterable[int], missing: int):
+        keys = np.fromiter(keys, dtype=np.uint64)
+        self._table = _HashTable(_scramble_all(keys), np.fromiter(ids, dtype=np.uint64))
+        self.missing = missing
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        out = np.empty(len(queries), np.int64)
+        table = self._table
+        _find_ids(table.keys, table.values, table.shift, table.mask,
+                  np.ascontiguousarray(queries, dtype=np.uint64), self.missing, out)  # fmt: skip
+        return out
 
 
 class Featurizer:
@@ -384,14 +431,12 @@ class Featurizer:
         self.lexicon = lexicon
         self.gazetteer = gazetteer
         self.max_len = max_len
-        self._char_keys, self._char_ids = _index(
-            (i, int(ord(c))) for i, c in enumerate(self.chars) if i >= 2
-        )
+        self._char_ids = _IdTable((ord(c) for c in self.chars[2:]), range(2, len(self.chars)), UNK)
         if self.bigrams is not None:
             if self.bigrams[:2] != [PAD_TOKEN, UNK_TOKEN]:
                 raise ValueError("a bigram vocabulary starts with <pad>, <unk>")
-            self._bigram_keys, self._bigram_ids = _index(
-                (i, _bigram_key(b)) for i, b in enumerate(self.bigrams) if i >= 2
+            self._bigram_ids = _IdTable(
+                (_bigram_key(b) for b in self.bigrams[2:]), range(2, len(self.bigrams)), UNK
             )
 
     # ---- building -------------------------------------------------------------------------
@@ -482,14 +527,14 @@ class Featurizer:
             out[text_ids, cols] = values
             return out
 
-        result = {"chars": padded(_lookup(self._char_keys, self._char_ids, cps), np.int64)}
+        result = {"chars": padded(self._char_ids.find(cps), np.int64)}
         if self.bigrams is not None:
             following = np.empty_like(cps)
             following[:-1] = cps[1:]
             ends = np.cumsum(lengths)[lengths > 0] - 1
             following[ends] = END_CODEPOINT
             keys = (cps << CODEPOINT_BITS) | following
-            result["bigrams"] = padded(_lookup(self._bigram_keys, self._bigram_ids, keys), np.int64)
+            result["bigrams"] = padded(self._bigram_ids.find(keys), np.int64)
         lexicons = (self.lexicon, self.gazetteer)
         parts = [lex.flags(cps, text_ids) for lex in lexicons if lex is not None]
         if parts:
@@ -564,18 +609,3 @@ def _bigram_key(bigram: str) -> int:
     if len(bigram) != 2 and bigram[1:] != BIGRAM_END:
         raise ValueError(f"bad bigram vocabulary entry {bigram!r}")
     return (first << CODEPOINT_BITS) | second
-
-
-def _index(pairs: Iterable[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted keys and the vocabulary index of each, for vectorised lookup."""
-    items = sorted(pairs, key=lambda pair: pair[1])
-    ids = np.array([i for i, _ in items], dtype=np.int64)
-    keys = np.array([k for _, k in items], dtype=np.int64)
-    return keys, ids
-
-
-def _lookup(keys: np.ndarray, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    if not len(keys):
-        return np.full(len(values), UNK, dtype=np.int64)
-    slot = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
-    return np.where(keys[slot] == values, ids[slot], UNK)
