@@ -8,6 +8,7 @@ from django.test import override_settings
 
 from inference.bundle import BundleError
 from inference.engine import (
+    GRAPH_ROWS,
     MIN_LANE_BATCH,
     UNCERTAINTY_KEYS,
     ModelBundle,
@@ -215,6 +216,31 @@ def test_engine_batching_equals_one_by_one(tmp_path):
         assert together.uncertainty == pytest.approx(alone.uncertainty, rel=1e-6, abs=1e-9)
         np.testing.assert_allclose(together.embedding, alone.embedding, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(together.token_entropy, alone.token_entropy, atol=1e-6)
+
+
+def test_engine_runs_the_graph_on_groups_of_similar_length(tmp_path):
+    folder = build_tiny_bundle(tmp_path / "groups", max_len=40)
+    engine = ModelBundle(folder, int8=False, threads=1, batch_size=64).load()
+    texts = [f"{'北京' * (k * 5 % 9 + 1)}张三{'好' * (k % 4)}" for k in range(3 * GRAPH_ROWS + 1)]
+    shapes = []
+
+    class Watched:  # the session, seen from outside
+        def run(self, outputs, feed):
+            shapes.append((len(feed["lengths"]), feed["chars"].shape[1], feed["lengths"].max()))
+            return engine._session.run(outputs, feed)
+
+    pieces = engine._run_batch(Watched(), texts)
+    assert [rows for rows, _, _ in shapes] == [GRAPH_ROWS] * 3 + [1]
+    assert all(width == longest for _, width, longest in shapes)  # each padded to its own
+    assert [width for _, width, _ in shapes] == sorted(width for _, width, _ in shapes)
+    for text, piece in zip(texts, pieces, strict=True):
+        [alone] = engine._run_batch(engine._session, [text])
+        assert [span[:3] for span in piece.spans] == [span[:3] for span in alone.spans]
+        assert [span[3] for span in piece.spans] == pytest.approx(
+            [span[3] for span in alone.spans], rel=1e-5
+        )
+        np.testing.assert_allclose(piece.entropy, alone.entropy, atol=1e-6)
+        np.testing.assert_allclose(piece.embedding, alone.embedding, rtol=1e-5, atol=1e-6)
 
 
 def test_engine_lanes_run_batches_side_by_side_with_the_same_answers(tmp_path):
