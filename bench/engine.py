@@ -13,7 +13,8 @@ Speed is measured end to end: featurisation, the network and CRF decoding. Torch
 its own batched Viterbi (``TrainedModel.predict``); ONNX goes through ``inference.engine``
 (compiled Viterbi, marginals, windows), fp32 and INT8, the serving path itself. Both use
 ``--threads`` cores: the engine as lanes of one ONNX Runtime thread, torch in whichever of its
-ways is fastest (one thread, an OpenMP pool, or the engine's lanes).
+ways is fastest (one thread, an OpenMP pool, or the engine's lanes). Every way runs once per
+round (``--speed-rounds`` 3 of ``--speed-seconds`` 2, alternating) and keeps its median.
 """
 
 from __future__ import annotations
@@ -168,6 +169,11 @@ def _rate(run, batches: list[list[str]], repeat_seconds: float) -> tuple[float, 
             return sentences / elapsed, chars / elapsed
 
 
+def _middle(rates: list[tuple[float, float]]) -> tuple[float, float]:
+    """The try with the median characters/s (the lower middle of an even count)."""
+    return sorted(rates, key=lambda rate: rate[1])[(len(rates) - 1) // 2]
+
+
 def _torch_lanes(eager, pool: ThreadPoolExecutor, lanes: int):
     """Torch eager with the engine's split of a batch: the texts sorted by length, every
     lane-th one to each of ``lanes`` threads (one torch thread each), as the engine does."""
@@ -208,32 +214,46 @@ def measure_speed(folder: Path, texts: list[str], args) -> dict:
         count = args.speed_sentences if batch_size == 64 else args.speed_sentences // 4
         sample = texts[:count]
         batches = [sample[i : i + batch_size] for i in range(0, len(sample), batch_size)]
-        tries = {"torch_eager": []}
+        ways = []  # (runtime, way, threads for torch or None, run)
         for way, (threads, run) in torch_ways.items():
             if batch_size == 1 and run is not None:
                 continue  # one text cannot be split
-            torch.set_num_threads(threads)
-            tries["torch_eager"].append(
-                (*_rate(run or plain_torch, batches, args.speed_seconds), way)
-            )
+            ways.append(("torch_eager", way, threads, run or plain_torch))
         for key, engine in engines.items():
             way = f"{engine.lanes}x1" if batch_size > 1 else "1"  # one text runs on one lane
-            tries[key] = [(*_rate(engine.predict, batches, args.speed_seconds), way)]
-        for key, measured in tries.items():
-            sent_s, char_s, threads = max(measured)
+            ways.append((key, way, None, engine.predict))
+        # every way once per round, rounds alternating, each way's median kept: on a host
+        # whose speed drifts within minutes, a single try per way (or the best of several
+        # for one runtime only) compares moments more than runtimes
+        measured = {(key, way): [] for key, way, _, _ in ways}
+        for _ in range(args.speed_rounds):
+            for key, way, threads, run in ways:
+                if threads is not None:
+                    torch.set_num_threads(threads)
+                measured[(key, way)].append(_rate(run, batches, args.speed_seconds))
+        for key in dict.fromkeys(key for key, _, _, _ in ways):
+            tries = [
+                (_middle(rates), way, rates)
+                for (runtime, way), rates in measured.items()
+                if runtime == key
+            ]
+            (sent_s, char_s), way, rates = max(tries, key=lambda t: t[0][1])
             rows.append(
                 {
                     "runtime": key,
                     "batch": batch_size,
-                    "threads": threads,
+                    "threads": way,
                     "sentences_per_s": round(sent_s, 1),
                     "chars_per_s": round(char_s),
-                    "tries": [{"threads": t, "chars_per_s": round(c)} for _, c, t in measured],
+                    "tries": [
+                        {"threads": w, "chars_per_s": [round(c) for _, c in r]} for _, w, r in tries
+                    ],
                 }
             )
             print(
-                f"  {key:<12} batch {batch_size:>2} threads {threads}: {sent_s:9.1f} "
-                f"sentences/s {char_s:11.0f} chars/s"
+                f"  {key:<12} batch {batch_size:>2} threads {way}: {sent_s:9.1f} "
+                f"sentences/s {char_s:11.0f} chars/s (median of {len(rates)}: "
+                f"{', '.join(f'{c:.0f}' for _, c in rates)})"
             )
     pool.shutdown()
     latency = {}
@@ -315,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--speed-dataset", default="cluener")
     parser.add_argument("--speed-sentences", type=int, default=1024)
-    parser.add_argument("--speed-seconds", type=float, default=5.0)
+    parser.add_argument("--speed-seconds", type=float, default=2.0, help="per try")
+    parser.add_argument(
+        "--speed-rounds", type=int, default=3, help="tries per runtime, rounds alternating"
+    )
     parser.add_argument("--latency-sentences", type=int, default=1000)
     parser.add_argument("--data", type=Path, default=None, help="shared datasets folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
