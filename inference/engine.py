@@ -115,6 +115,8 @@ def _edge(char: str, wrong_brackets: set[str]) -> bool:
 
     Geometric shapes (U+25A0-U+25FF) are kept: Chinese text writes zero as ○ ("漳州一一○",
     "二○○八年") and hides names behind □ or ■, inside mentions and at their edges."""
+    if char.isalnum():  # letters and digits (Chinese characters too): never an edge
+        return False
     if char.isspace() or char in _VARIATION_SELECTORS or char in _CLAUSE_PUNCTUATION:
         return True
     category = unicodedata.category(char)
