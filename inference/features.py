@@ -276,18 +276,22 @@ class Lexicon:
     def flags(self, cps: np.ndarray, text_ids: np.ndarray) -> np.ndarray:
         """[N, dim] float32 B/M/E/S flags per type for a flat batch of normalised code points;
         ``text_ids`` says which text each position belongs to (words never cross texts)."""
-        n = len(cps)
-        out = np.zeros((n, self.dim), dtype=np.float32)
-        if n == 0 or not self.lengths:
-            return out
+        out = np.zeros((len(cps), self.dim), dtype=np.float32)
+        self.flag_into(cps, text_ids, out, np.arange(len(cps)), 0)
+        return out
+
+    def flag_into(self, cps, text_ids, out, rows, column: int) -> None:
+        """Set the flags of position i in ``out[rows[i], column:column + dim]`` (``out`` zeroed
+        by the caller): the padded batch is written in place, with no flat copy between."""
+        if len(cps) == 0 or not self.lengths:
+            return
         ids = self._char_ids.find(cps).astype(np.uint64)
         table = self._table
         _match_words(
             ids, np.ascontiguousarray(text_ids, dtype=np.int64), self.lengths[-1],
             table.keys, table.values, table.shift, table.mask,
-            len(self.types), len(WORD_COLUMNS), out,
+            len(self.types), len(WORD_COLUMNS), out, rows, column,
         )  # fmt: skip
-        return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -306,7 +310,7 @@ def _probe(keys: np.ndarray, values: np.ndarray, shift, mask, key) -> np.uint64:
 
 
 @numba.njit(cache=True, nogil=True)
-def _match_words(ids, text_ids, longest, keys, values, shift, mask, types, cols, out):
+def _match_words(ids, text_ids, longest, keys, values, shift, mask, types, cols, out, rows, column):
     """Every window of known characters inside one text, up to ``longest`` long, hashed as the
     table's words were and looked up; a hit sets the B/M/E/S flags of each type it carries.
     A window that is neither a word nor a word's prefix ends the extension: most stop after
@@ -325,14 +329,14 @@ def _match_words(ids, text_ids, longest, keys, values, shift, mask, types, cols,
             for kind in range(types):
                 if (found >> np.uint64(kind)) & np.uint64(1) == 0:
                     continue
-                base = kind * cols
+                base = column + kind * cols
                 if size == 1:
-                    out[begin, base + 3] = 1.0
+                    out[rows[begin], base + 3] = 1.0
                     continue
-                out[begin, base] = 1.0
-                out[last, base + 2] = 1.0
+                out[rows[begin], base] = 1.0
+                out[rows[last], base + 2] = 1.0
                 for inner in range(begin + 1, last):
-                    out[inner, base + 1] = 1.0
+                    out[rows[inner], base + 1] = 1.0
 
 
 class _HashTable:
@@ -522,8 +526,8 @@ class Featurizer:
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if batch else lengths
         cols = np.arange(len(cps)) - starts[text_ids]
 
-        def padded(values: np.ndarray, dtype, extra: tuple = ()) -> np.ndarray:
-            out = np.zeros((batch, width, *extra), dtype=dtype)
+        def padded(values: np.ndarray, dtype) -> np.ndarray:
+            out = np.zeros((batch, width), dtype=dtype)
             out[text_ids, cols] = values
             return out
 
@@ -535,11 +539,14 @@ class Featurizer:
             following[ends] = END_CODEPOINT
             keys = (cps << CODEPOINT_BITS) | following
             result["bigrams"] = padded(self._bigram_ids.find(keys), np.int64)
-        lexicons = (self.lexicon, self.gazetteer)
-        parts = [lex.flags(cps, text_ids) for lex in lexicons if lex is not None]
-        if parts:
-            flags = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-            result["lexicon"] = padded(flags, np.float32, (flags.shape[1],))
+        lexicons = [lex for lex in (self.lexicon, self.gazetteer) if lex is not None]
+        if lexicons:
+            flags = np.zeros((batch, width, self.lexicon_dim), dtype=np.float32)
+            flat, rows, column = flags.reshape(batch * width, -1), text_ids * width + cols, 0
+            for lex in lexicons:  # dictionary flags first, then the gazetteer's
+                lex.flag_into(cps, text_ids, flat, rows, column)
+                column += lex.dim
+            result["lexicon"] = flags
         result["lengths"] = lengths
         return result
 
