@@ -31,7 +31,7 @@ from annotation.tags import TagError
 from . import bundle as bundle_files
 from .bundle import BundleError, BundleInfo
 from .decoding import decode, sentence_uncertainty, span_confidence
-from .features import Featurizer, visible
+from .features import Featurizer, restored_span, visible
 from .paths import PathReader
 from .windows import has_line_break, merge_spans, owned_ranges, split_windows
 
@@ -149,7 +149,7 @@ def _restored(text: str, kept: np.ndarray, prediction: TextPrediction) -> TextPr
     entropy[kept] = prediction.token_entropy
     entities = []
     for entity in prediction.entities:
-        start, end = int(kept[entity.start]), int(kept[entity.end - 1]) + 1
+        start, end = restored_span(kept, entity.start, entity.end)
         entities.append(entity._replace(start=start, end=end, text=text[start:end]))
     prediction.entities, prediction.tokens, prediction.token_entropy = entities, len(text), entropy
     return prediction

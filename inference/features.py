@@ -85,6 +85,13 @@ def visible(text: str) -> tuple[str, np.ndarray | None]:
     return INVISIBLE.sub("", text), np.array(kept, dtype=np.int64)
 
 
+def restored_span(kept: np.ndarray, start: int, end: int) -> tuple[int, int]:
+    """Offsets ``[start, end)`` among a text's visible characters, in the text itself
+    (``kept`` from ``visible``): a span keeps an invisible character it surrounds, not one at
+    its edges."""
+    return int(kept[start]), int(kept[end - 1]) + 1
+
+
 def codepoints(text: str) -> np.ndarray:
     """The text's code points as uint32 (lone surrogates kept, as Python indexes them)."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)

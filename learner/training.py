@@ -32,6 +32,7 @@ from inference.features import (
     codepoints,
     normalize,
     normalize_text,
+    restored_span,
     visible,
 )
 
@@ -248,7 +249,7 @@ class TrainedModel:
                 out[i] = [
                     Span(e.start, e.end, e.label)
                     if kept is None
-                    else Span(int(kept[e.start]), int(kept[e.end - 1]) + 1, e.label)
+                    else Span(*restored_span(kept, e.start, e.end), e.label)
                     for e in trimmed
                 ]
         return out
