@@ -2,8 +2,7 @@
 (``strict=False``) and without a Python step per character.
 
 A CRF trained with the scheme's constraints (``learner/crf.py``) only produces well-formed
-paths; those rows are read with array operations (entity starts and ends are positions, so
-``np.nonzero`` pairs them up). A row holding any ill-formed piece falls back to
+paths; those rows are read by one compiled loop over the batch. A row holding any ill-formed piece falls back to
 ``tags_to_spans`` on its runs of non-O tags (an O closes any open entity, so runs decode
 independently), which keeps the lenient repair rules in one place.
 """
@@ -12,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 
 from annotation.tags import SCHEMES, split_tag, tags_to_spans
@@ -38,42 +38,22 @@ class PathReader:
 
     def read(self, paths: np.ndarray, lengths: np.ndarray):
         """``(rows, starts, ends, labels)`` lists of every span, sorted by row then start."""
-        batch, width = paths.shape
-        inside = np.arange(width)[None, :] < np.asarray(lengths)[:, None]
-        pre = np.where(inside, self._prefix[paths], _O)
-        kind = np.where(inside, self._type[paths], -1)
-        after = np.full_like(pre, _O)
-        after[:, :-1] = pre[:, 1:]
-        before = np.full_like(pre, _O)
-        before[:, 1:] = pre[:, :-1]
-        same_after = np.zeros(pre.shape, bool)
-        same_after[:, :-1] = kind[:, 1:] == kind[:, :-1]
-        same_before = np.zeros(pre.shape, bool)
-        same_before[:, 1:] = same_after[:, :-1]
-        opens_or_goes_on = (pre == _B) | (pre == _I)
-        goes_on_before = ((before == _B) | (before == _I)) & same_before
-        if self.scheme == "bio":
-            starts = pre == _B
-            continued = (after == _I) & same_after
-            ends = opens_or_goes_on & ~continued
-            bad = (pre == _E) | (pre == _S) | ((pre == _I) & ~goes_on_before)
-        else:
-            starts = (pre == _B) | (pre == _S)
-            ends = (pre == _E) | (pre == _S)
-            closes_after = ((after == _I) | (after == _E)) & same_after
-            bad = (opens_or_goes_on & ~closes_after) | (
-                ((pre == _I) | (pre == _E)) & ~goes_on_before
-            )
-        bad_rows = bad.any(axis=1)
-        good = ~bad_rows[:, None]
-        rows, start_cols = np.nonzero(starts & good)
-        _, end_cols = np.nonzero(ends & good)
+        paths = np.ascontiguousarray(paths, dtype=np.int64)
+        lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+        size = paths.size
+        rows, starts, ends = (np.empty(size, np.int64) for _ in range(3))
+        kinds = np.empty(size, np.int64)
+        bad_rows = np.zeros(len(paths), np.bool_)
+        count = _read_rows(paths, lengths, self._prefix, self._type, self.scheme == "bio",
+                           rows, starts, ends, kinds, bad_rows)  # fmt: skip
         names = self.types
-        out_rows = rows.tolist()
-        out_starts = start_cols.tolist()
-        out_ends = (end_cols + 1).tolist()
-        out_labels = [names[k] for k in kind[rows, start_cols].tolist()]
+        out_rows = rows[:count].tolist()
+        out_starts = starts[:count].tolist()
+        out_ends = ends[:count].tolist()
+        out_labels = [names[k] for k in kinds[:count].tolist()]
         if bad_rows.any():
+            inside = np.arange(paths.shape[1])[None, :] < lengths[:, None]
+            pre = np.where(inside, self._prefix[paths], _O)
             self._repair(
                 paths, pre, np.flatnonzero(bad_rows), out_rows, out_starts, out_ends, out_labels
             )
@@ -101,3 +81,54 @@ class PathReader:
         order = sorted(range(len(rows)), key=lambda i: (rows[i], starts[i]))
         for column in (rows, starts, ends, labels):
             column[:] = [column[i] for i in order]
+
+
+@numba.njit(cache=True, nogil=True)
+def _read_rows(paths, lengths, prefix, kind, bio, rows, starts, ends, kinds, bad) -> int:
+    """The spans of every well-formed row, in row then start order; an ill-formed row (an
+    I or E that goes on no entity of its type, an entity left open, and under BIO any E or S)
+    gets ``bad`` set and no spans here."""
+    count = 0
+    for b in range(len(lengths)):
+        first, opened, open_kind, ok = count, -1, -1, True
+        for t in range(lengths[b]):
+            p, k = prefix[paths[b, t]], kind[paths[b, t]]
+            if bio:
+                if p in (_E, _S) or (p == _I and (opened < 0 or open_kind != k)):
+                    ok = False
+                    break
+                if p == _I:
+                    continue
+                if opened >= 0:  # an O or a B closes the open entity
+                    rows[count], starts[count], ends[count], kinds[count] = b, opened, t, open_kind
+                    count += 1
+                    opened = -1
+                if p == _B:
+                    opened, open_kind = t, k
+            elif p in (_I, _E):
+                if opened < 0 or open_kind != k:
+                    ok = False
+                    break
+                if p == _E:
+                    rows[count], starts[count], ends[count], kinds[count] = b, opened, t + 1, k
+                    count += 1
+                    opened = -1
+            elif opened >= 0:  # an O, B or S while an entity is open
+                ok = False
+                break
+            elif p == _B:
+                opened, open_kind = t, k
+            elif p == _S:
+                rows[count], starts[count], ends[count], kinds[count] = b, t, t + 1, k
+                count += 1
+        if ok and opened >= 0:
+            if bio:
+                rows[count], starts[count], ends[count] = b, opened, lengths[b]
+                kinds[count] = open_kind
+                count += 1
+            else:
+                ok = False
+        if not ok:
+            count = first
+            bad[b] = True
+    return count
