@@ -292,7 +292,7 @@ class Lexicon:
         by the caller): the padded batch is written in place, with no flat copy between."""
         if len(cps) == 0 or not self.lengths:
             return
-        ids = self._char_ids.find(cps).astype(np.uint64)
+        ids = self._char_ids.find(cps).view(np.uint64)  # ids are never negative
         table = self._table
         _match_words(
             ids, np.ascontiguousarray(text_ids, dtype=np.int64), self.lengths[-1],
