@@ -3,8 +3,8 @@
 
 A CRF trained with the scheme's constraints (``learner/crf.py``) only produces well-formed
 paths; those rows are read by one compiled loop over the batch. A row holding any ill-formed
-piece falls back to ``tags_to_spans`` on its runs of non-O tags (an O closes any open entity, so runs decode
-independently), which keeps the lenient repair rules in one place.
+piece falls back to ``tags_to_spans`` on its runs of non-O tags (an O closes any open entity,
+so runs decode independently), which keeps the lenient repair rules in one place.
 """
 
 from __future__ import annotations
