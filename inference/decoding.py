@@ -7,8 +7,13 @@ score is ``start[y0] + sum_t emissions[t, y_t] + sum_t transitions[y_{t-1}, y_t]
 
 Serving time is what this module is about. A per-sentence Python Viterbi dominated end-to-end
 time once the ONNX graph ran in INT8; numpy over whole batches then spent most of its time
-calling small array operations once per time step. ``_decode_rows`` is one compiled loop per
-sentence: Viterbi, forward-backward, marginals, token entropy and the path's marginals.
+calling small array operations once per time step. Two compiled loops run over the batch's
+sentences: ``_viterbi_rows`` (best paths, and emissions shifted by each step's largest) and
+``_marginal_rows`` (forward-backward, marginals, the path's marginals). Between and after them
+numpy takes the ``exp`` of the shifted emissions and the ``log`` of the marginals for the
+token entropy over the whole batch at once: its SIMD kernels do that about 10x faster than a
+compiled loop's one call per element (1.6 M values per 1,024 CLUENER sentences; the decoding
+took 54 ms instead of 73 ms, one thread, on an AVX-512 Xeon).
 
 Forward-backward runs in probability space with one scale factor per step (``exp`` taken once
 per score), which equals the log-space recursion up to rounding. A sentence whose scaled mass
@@ -47,24 +52,14 @@ def _inputs(emissions, lengths, transitions, start, end, dtype):
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "contract"})
-def _decode_rows(em, lengths, trans, start, end, want_marginals, paths, best, log_z, probs,
-                 entropy, path_probs, failed):  # fmt: skip
-    """Fill the outputs row by row; ``failed[b]`` marks a row whose scaled mass underflowed
-    (its marginals, entropy and log Z are then left for the log-space pass)."""
+def _viterbi_rows(em, lengths, trans, start, end, want_shifted, paths, best, shifted,
+                  log_scale):  # fmt: skip
+    """Best paths row by row; with ``want_shifted`` also each step's emissions less their
+    largest (``-inf`` past the length), whose sum of largest goes to ``log_scale``."""
     batch, time, tags = em.shape
-    zero, lowest = em.dtype.type(0), em.dtype.type(-np.inf)
-    trans_by_next = np.ascontiguousarray(trans.T)  # [next j, previous i]
-    top_trans, top_start, top_end = trans.max(), start.max(), end.max()
-    weight_by_next = np.exp(trans_by_next - top_trans)
-    weight = np.ascontiguousarray(weight_by_next.T)
-    start_w, end_w = np.exp(start - top_start), np.exp(end - top_end)
+    lowest = em.dtype.type(-np.inf)
     history = np.empty((time, tags), em.dtype)  # best score of a path ending in each tag
-    scaled = np.empty((time, tags), em.dtype)  # exp(emission - the step's best emission)
-    alpha = np.empty((time, tags), em.dtype)
-    beta = np.empty(tags, em.dtype)
-    carried = np.empty(tags, em.dtype)
     best_in = np.empty(tags, em.dtype)  # best score of a path into each tag at this step
-    tiny = np.finfo(em.dtype).tiny
     for b in range(batch):
         n = lengths[b]
         for j in range(tags):
@@ -94,33 +89,59 @@ def _decode_rows(em, lengths, trans, start, end, want_marginals, paths, best, lo
                     arg, top = i, history[t, i] + trans[i, tag]
             tag = arg
             paths[b, t] = tag
-        if not want_marginals:
+        if not want_shifted:
             continue
-
-        log_scale = 0.0  # float64: log Z of long sentences sums many terms
+        log_scale[b] = 0.0  # float64: log Z of long sentences sums many terms
         for t in range(n):
             top = lowest
             for j in range(tags):
                 top = max(top, em[b, t, j])
-            log_scale += top
+            log_scale[b] += top
             for j in range(tags):
-                scaled[t, j] = np.exp(em[b, t, j] - top)
+                shifted[b, t, j] = em[b, t, j] - top
+        shifted[b, n:] = lowest
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "contract"})
+def _marginal_rows(scaled, lengths, trans, start, end, paths, log_scale, log_z, probs,
+                   path_probs, failed):  # fmt: skip
+    """Forward-backward row by row over ``scaled`` (exp of ``_viterbi_rows``'s shifted
+    emissions); ``failed[b]`` marks a row whose scaled mass underflowed (its marginals and
+    log Z are then left for the log-space pass)."""
+    batch, time, tags = scaled.shape
+    zero = scaled.dtype.type(0)
+    top_trans, top_start, top_end = trans.max(), start.max(), end.max()
+    weight = np.exp(trans - top_trans)  # [previous i, next j]
+    weight_by_next = np.ascontiguousarray(weight.T)
+    start_w, end_w = np.exp(start - top_start), np.exp(end - top_end)
+    alpha = np.empty((time, tags), scaled.dtype)
+    beta = np.empty(tags, scaled.dtype)
+    carried = np.empty(tags, scaled.dtype)
+    for b in range(batch):
+        n = lengths[b]
+        log_mass = log_scale[b]
         ok = True
         for t in range(n):
+            # the previous tag outermost in both directions: element-wise multiply-adds
+            # over the other tag vectorise without a reduction per tag
+            if t == 0:
+                for j in range(tags):
+                    alpha[0, j] = start_w[j]
+            else:
+                for j in range(tags):
+                    alpha[t, j] = zero
+                for i in range(tags):
+                    mass = alpha[t - 1, i]
+                    for j in range(tags):
+                        alpha[t, j] += mass * weight[i, j]
             total = zero
             for j in range(tags):
-                if t == 0:
-                    mass = start_w[j]
-                else:
-                    mass = zero
-                    for i in range(tags):
-                        mass += alpha[t - 1, i] * weight_by_next[j, i]
-                alpha[t, j] = mass * scaled[t, j]
+                alpha[t, j] *= scaled[b, t, j]
                 total += alpha[t, j]
             if not (total > 0 and total < np.inf):
                 ok = False
                 break
-            log_scale += np.log(total)
+            log_mass += np.log(total)
             for j in range(tags):
                 alpha[t, j] /= total
         finish = zero
@@ -129,21 +150,22 @@ def _decode_rows(em, lengths, trans, start, end, want_marginals, paths, best, lo
                 finish += alpha[n - 1, j] * end_w[j]
             ok = finish > 0
         if ok:
-            log_z[b] = np.log(finish) + log_scale + top_trans * (n - 1) + top_start + top_end
+            log_z[b] = np.log(finish) + log_mass + top_trans * (n - 1) + top_start + top_end
             beta[:] = end_w
         for t in range(n - 1, -1, -1):
             if not ok:
                 break
             if t < n - 1:
                 for j in range(tags):
-                    carried[j] = scaled[t + 1, j] * beta[j]
+                    carried[j] = scaled[b, t + 1, j] * beta[j]
+                    beta[j] = zero
+                for j in range(tags):
+                    mass = carried[j]
+                    for i in range(tags):
+                        beta[i] += weight_by_next[j, i] * mass
                 total = zero
                 for i in range(tags):
-                    mass = zero
-                    for j in range(tags):
-                        mass += weight[i, j] * carried[j]
-                    beta[i] = mass
-                    total += mass
+                    total += beta[i]
                 if not (total > 0 and total < np.inf):
                     ok = False
                     break
@@ -156,14 +178,21 @@ def _decode_rows(em, lengths, trans, start, end, want_marginals, paths, best, lo
             if not (norm > 0 and norm < np.inf):
                 ok = False
                 break
-            spread = zero
             for j in range(tags):
-                p = probs[b, t, j] / norm
-                probs[b, t, j] = p
-                spread -= p * np.log(max(p, tiny))  # 0 for p = 0, with no branch
-            entropy[b, t] = spread
+                probs[b, t, j] /= norm
             path_probs[b, t] = probs[b, t, paths[b, t]]
         failed[b] = not ok
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "nsz", "contract"})
+def _entropy_rows(probs, logs, lengths, entropy):
+    """``entropy[b, t] = -sum_j p log p`` from the marginals and their logarithms."""
+    for b in range(probs.shape[0]):
+        for t in range(lengths[b]):
+            spread = probs.dtype.type(0)
+            for j in range(probs.shape[2]):
+                spread -= probs[b, t, j] * logs[b, t, j]
+            entropy[b, t] = spread
 
 
 class Decoded(NamedTuple):
@@ -190,8 +219,17 @@ def _run(emissions, lengths, transitions, start, end, want_marginals: bool) -> D
     failed = np.zeros(batch, np.bool_)
     if batch:
         em = np.ascontiguousarray(em)
-        _decode_rows(em, lengths, trans, start, end, want_marginals, paths, best, log_z, probs,
-                     entropy, path_probs, failed)  # fmt: skip
+        shifted = np.empty_like(em) if want_marginals else em[:0]
+        log_scale = np.zeros(batch)
+        _viterbi_rows(em, lengths, trans, start, end, want_marginals, paths, best, shifted,
+                      log_scale)  # fmt: skip
+        if want_marginals:
+            # numpy's exp and log run in SIMD; compiled loops call them once per element
+            scaled = np.exp(shifted, out=shifted)
+            _marginal_rows(scaled, lengths, trans, start, end, paths, log_scale, log_z, probs,
+                           path_probs, failed)  # fmt: skip
+            logs = np.maximum(probs, np.finfo(dtype).tiny, out=scaled)
+            _entropy_rows(probs, np.log(logs, out=logs), lengths, entropy)
     if failed.any():
         rows = np.flatnonzero(failed)
         exact = forward_backward_log(em[rows], lengths[rows], trans, start, end)
