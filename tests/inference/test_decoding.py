@@ -210,3 +210,76 @@ def test_decoding_redoes_only_the_rows_that_underflow(monkeypatch):
         assert result.paths[b].tolist() == path and result.best_scores[b] == pytest.approx(best)
         assert result.log_z[b] == pytest.approx(log_z)
         np.testing.assert_allclose(result.marginals[b], probs, atol=1e-12)
+
+
+def _bioes(types: int, seed: int):
+    """Learned scores plus the penalties learner/crf.py adds for what BIOES forbids, with the
+    tags in the order a bundle lists them (O, then B, I, E, S of each type)."""
+    tags = [("O", -1)] + [(part, kind) for kind in range(types) for part in "BIES"]
+    rng = np.random.default_rng(seed)
+    trans = rng.normal(size=(len(tags), len(tags)))
+    start, end = rng.normal(size=len(tags)), rng.normal(size=len(tags))
+    for j, (part, kind) in enumerate(tags):
+        start[j] -= 0 if part in "OBS" else 10000.0
+        end[j] -= 0 if part in "OES" else 10000.0
+        for i, (before, kind_before) in enumerate(tags):
+            closed = before in "OES"
+            ok = part in "OBS" if closed else part in "IE" and kind == kind_before
+            trans[i, j] -= 0 if ok else 10000.0
+    return trans, start, end
+
+
+def _viterbi_reference(em, length, trans, start, end):
+    """The plain dense Viterbi of one sentence."""
+    history = [start + em[0]]
+    for t in range(1, length):
+        history.append((history[-1][:, None] + trans).max(axis=0) + em[t])
+    path = [int(np.argmax(history[-1] + end))]
+    for t in range(length - 2, -1, -1):
+        path.insert(0, int(np.argmax(history[t] + trans[:, path[0]])))
+    return path, float((history[-1] + end).max())
+
+
+@pytest.mark.parametrize("types", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_decoding_bioes_constrained_crf_equals_brute_force(types, seed):
+    trans, start, end = _bioes(types, seed)
+    tags = len(trans)
+    lengths = [4, 1, 3] if types == 1 else [3, 2]
+    em = np.random.default_rng(seed + 30).normal(size=(len(lengths), max(lengths), tags)) * 3
+    result = decoding.decode(em, lengths, trans, start, end)
+    for b, length in enumerate(lengths):
+        path, best, log_z, probs = _brute(em[b], length, trans, start, end)
+        assert result.paths[b, :length].tolist() == path
+        assert result.best_scores[b] == pytest.approx(best, abs=1e-9)
+        assert result.log_z[b] == pytest.approx(log_z, abs=1e-9)
+        np.testing.assert_allclose(result.marginals[b], probs, atol=1e-10)
+
+
+def test_decoding_bioes_with_ten_types_equals_the_dense_references():
+    # CLUENER's 41 tags: the decoder runs the allowed transitions as a block and a sparse rest
+    trans, start, end = _bioes(10, 2)
+    rng = np.random.default_rng(9)
+    lengths = rng.integers(1, 40, size=24)
+    em = rng.normal(size=(24, 40, 41)) * 4
+    result = decoding.decode(em, lengths, trans, start, end)
+    exact = decoding.forward_backward_log(em, lengths, trans, start, end)
+    np.testing.assert_allclose(result.log_z, exact.log_z, rtol=1e-12)
+    np.testing.assert_allclose(result.marginals, exact.marginals, atol=1e-12)
+    for b, length in enumerate(lengths):
+        path, best = _viterbi_reference(em[b], length, trans, start, end)
+        assert result.paths[b, :length].tolist() == path
+        assert result.best_scores[b] == pytest.approx(best, abs=1e-9)
+    fast = decoding.decode(em.astype(np.float32), lengths, trans, start, end)
+    np.testing.assert_array_equal(fast.paths, result.paths)
+    np.testing.assert_allclose(fast.marginals, result.marginals, atol=2e-5)
+
+
+def test_decoding_layout_of_bioes_is_one_block_and_two_transitions_per_inside_tag():
+    layout = decoding.transition_layout(*_bioes(10, 0))
+    assert layout.width == 48 and layout.rows[1] - layout.rows[0] == 21 and layout.cols == 32
+    assert len(layout.sparse_prev) == 40
+    into_block = {int(tag) for tag in layout.order[:21]}
+    assert into_block == {0} | {1 + 4 * k for k in range(10)} | {4 + 4 * k for k in range(10)}
+    dense = decoding.transition_layout(*_crf(7, 0))
+    assert dense.rows == (0, 7) and dense.cols == 16 and len(dense.sparse_prev) == 0
