@@ -13,7 +13,9 @@ sentences: ``_viterbi_rows`` (best paths, and emissions shifted by each step's l
 numpy takes the ``exp`` of the shifted emissions and the ``log`` of the marginals for the
 token entropy over the whole batch at once: its SIMD kernels do that about 10x faster than a
 compiled loop's one call per element (1.6 M values per 1,024 CLUENER sentences; the decoding
-took 54 ms instead of 73 ms, one thread, on an AVX-512 Xeon).
+took 54 ms instead of 73 ms, one thread, on an AVX-512 Xeon). Both loops run in the tag order
+of a ``Layout``, where BIOES's allowed transitions make one dense block and a sparse rest
+(43 ms instead of 54).
 
 Forward-backward runs in probability space with one scale factor per step (``exp`` taken once
 per score), which equals the log-space recursion up to rounding. A sentence whose scaled mass

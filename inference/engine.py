@@ -425,9 +425,11 @@ class ModelBundle:
         if len(lengths) <= GRAPH_ROWS:
             return session.run(self._outputs, {name: feed[name] for name in self._input_names})
         order = np.argsort(lengths, kind="stable")
+        # a lane's batch comes sorted by length: slices then copy less than index lists
+        in_order = bool((order[1:] > order[:-1]).all())
         emissions = embeddings = None
         for lo in range(0, len(order), GRAPH_ROWS):
-            rows = order[lo : lo + GRAPH_ROWS]
+            rows = slice(lo, lo + GRAPH_ROWS) if in_order else order[lo : lo + GRAPH_ROWS]
             width = int(lengths[rows].max())
             part = {
                 name: feed[name][rows] if name == "lengths" else feed[name][rows, :width]
@@ -435,7 +437,7 @@ class ModelBundle:
             }
             part_emissions, part_embeddings = session.run(self._outputs, part)
             if emissions is None:
-                emissions = np.zeros(
+                emissions = np.empty(  # past each text's length: never read
                     (len(lengths), feed["chars"].shape[1], part_emissions.shape[2]),
                     part_emissions.dtype,
                 )

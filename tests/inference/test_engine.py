@@ -218,10 +218,13 @@ def test_engine_batching_equals_one_by_one(tmp_path):
         np.testing.assert_allclose(together.token_entropy, alone.token_entropy, atol=1e-6)
 
 
-def test_engine_runs_the_graph_on_groups_of_similar_length(tmp_path):
+@pytest.mark.parametrize("in_length_order", [False, True])  # as a lane gets them: True
+def test_engine_runs_the_graph_on_groups_of_similar_length(tmp_path, in_length_order):
     folder = build_tiny_bundle(tmp_path / "groups", max_len=40)
     engine = ModelBundle(folder, int8=False, threads=1, batch_size=64).load()
     texts = [f"{'北京' * (k * 5 % 9 + 1)}张三{'好' * (k % 4)}" for k in range(3 * GRAPH_ROWS + 1)]
+    if in_length_order:
+        texts.sort(key=len)
     shapes = []
 
     class Watched:  # the session, seen from outside
