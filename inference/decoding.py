@@ -57,8 +57,8 @@ def _inputs(emissions, lengths, transitions, start, end, dtype):
 # its weight exp(score - best) is exactly 0 in float32 and float64 alike, and no emissions a
 # network gives outweigh it in the Viterbi.
 _NEGLIGIBLE = 1000.0
-# Tag vectors are padded to a multiple of this (float32 values in an AVX-512 register), so the
-# compiled loops over tags run in whole vectors with no scalar remainder.
+# Tag vectors are padded to a multiple of this (float32 values in one AVX-512 register or two
+# AVX2 ones), so the compiled loops over tags run in whole vectors with no scalar remainder.
 _VECTOR = 16
 
 
